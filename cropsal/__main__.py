@@ -1,0 +1,5 @@
+"""``python -m cropsal`` runs the command-line interface."""
+
+from cropsal.cli.main import main
+
+main()

@@ -1,0 +1,202 @@
+"""``cropsal crop``: crop images and folders of images around their most looked-at region."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from cropsal.cli.main import configure_logging
+from cropsal.decode import DEFAULT_MAX_PIXELS
+from cropsal.errors import CropsalError, ExitCode
+from cropsal.geometry import DEFAULT_ASPECTS, parse_aspect, parse_size
+
+log = logging.getLogger("cropsal")
+
+
+def _targets(aspects: tuple[str, ...], sizes: tuple[str, ...]):
+    try:
+        targets = [parse_aspect(a) for a in aspects] + [parse_size(s) for s in sizes]
+    except CropsalError as e:
+        raise click.BadParameter(str(e)) from e
+    if not targets:
+        targets = [parse_aspect(a) for a in DEFAULT_ASPECTS]
+    unique = list(dict.fromkeys(targets))
+    return tuple(unique)
+
+
+@click.command("crop", context_settings={"show_default": True})
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option(
+    "-o",
+    "--output",
+    "outdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the crops (mirrors the input folders). Without it, only --json "
+    "and --heatmaps are written.",
+)
+@click.option(
+    "--aspect",
+    "aspects",
+    multiple=True,
+    metavar="W:H",
+    help="Crop the largest window of this shape (repeatable). Default: 1:1, 16:9 and "
+    "9:16 when neither --aspect nor --size is given.",
+)
+@click.option(
+    "--size",
+    "sizes",
+    multiple=True,
+    metavar="WxH",
+    help="Crop the largest window of this shape and resize it to exactly W×H pixels (repeatable).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jpg", "png", "webp"]),
+    default="jpg",
+    help="Format of the crops.",
+)
+@click.option("--quality", type=click.IntRange(1, 100), default=90, help="JPEG/WebP quality.")
+@click.option(
+    "--json",
+    "json_path",
+    metavar="PATH",
+    help="Write one JSON record per input image (JSON Lines); '-' for stdout.",
+)
+@click.option(
+    "--heatmaps",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for saliency overlays (<stem>_saliency.jpg) and raw maps (.npy).",
+)
+@click.option(
+    "--include",
+    multiple=True,
+    metavar="GLOB",
+    help="Only files whose name or relative path matches (repeatable).",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="Skip files whose name or relative path matches (repeatable).",
+)
+@click.option(
+    "-0",
+    "--null",
+    "nul",
+    is_flag=True,
+    help="With '-', paths on stdin are NUL-separated (as from find -print0).",
+)
+@click.option("--overwrite", is_flag=True, help="Replace crops that already exist.")
+@click.option(
+    "--skip-existing",
+    is_flag=True,
+    help="Skip inputs whose crops all exist already (resume a run).",
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(1),
+    default=DEFAULT_MAX_PIXELS,
+    help="Refuse images with more pixels than this.",
+)
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="ONNX saliency model to use instead of the shipped one.",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    help="auto uses CUDA when onnxruntime-gpu and a GPU are present.",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(1, 1024), default=16, help="Images per network batch."
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Worker threads for decoding and writing [default: CPU count].",
+)
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
+@click.option("-v", "--verbose", count=True, help="Log more (-vv for debug).")
+@click.option("--traceback", "show_traceback", is_flag=True, help="Show tracebacks of errors.")
+def crop(
+    inputs,
+    outdir,
+    aspects,
+    sizes,
+    fmt,
+    quality,
+    json_path,
+    heatmaps,
+    include,
+    exclude,
+    nul,
+    overwrite,
+    skip_existing,
+    max_pixels,
+    model_path,
+    device,
+    batch_size,
+    jobs,
+    quiet,
+    verbose,
+    show_traceback,
+) -> int:
+    """Crop each INPUT (image files, folders walked recursively, or '-' to read paths from
+    stdin) around its most looked-at region. Crops are written as
+    OUTDIR/<relative folder>/<stem>_<W>x<H>.<format>.
+
+    Exit status: 0 all images cropped, 1 some inputs failed, 2 usage error, 130 interrupted.
+    """
+    configure_logging(-1 if quiet else verbose)
+    targets = _targets(aspects, sizes)
+    if outdir is None and json_path is None and heatmaps is None:
+        raise click.UsageError("nothing to write: give -o OUTDIR, --json PATH or --heatmaps DIR")
+    if overwrite and skip_existing:
+        raise click.UsageError("--overwrite and --skip-existing exclude each other")
+    if inputs.count("-") > 1:
+        raise click.UsageError("'-' (read paths from stdin) may be given once")
+
+    try:
+        from cropsal.cli.run import run_crop
+
+        return run_crop(
+            inputs=inputs,
+            outdir=outdir,
+            targets=targets,
+            fmt=fmt,
+            quality=quality,
+            json_path=json_path,
+            heatmaps=heatmaps,
+            include=include,
+            exclude=exclude,
+            nul=nul,
+            overwrite=overwrite,
+            skip_existing=skip_existing,
+            max_pixels=max_pixels,
+            model_path=model_path,
+            device=device,
+            batch_size=batch_size,
+            jobs=jobs or os.cpu_count() or 1,
+            quiet=quiet,
+        )
+    except KeyboardInterrupt:
+        raise
+    except CropsalError as e:
+        if show_traceback:
+            raise
+        click.echo(f"cropsal: error: {e}", err=True)
+        return ExitCode.INPUTS_FAILED
+    except Exception as e:
+        if show_traceback:
+            raise
+        click.echo(f"cropsal: error: {type(e).__name__}: {e} (--traceback shows where)", err=True)
+        return ExitCode.INPUTS_FAILED

@@ -1,0 +1,163 @@
+"""``cropsal eval``: saliency and crop metrics of models side by side on fixation data."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from cropsal.cli.main import configure_logging
+from cropsal.errors import CropsalError, ExitCode
+
+log = logging.getLogger("cropsal")
+
+FASTGAZE = Path("../shared/teachers/twitter-fastgaze/fastgaze.vxm")
+COLUMNS = [
+    ("nss", "NSS", "{:.3f}"),
+    ("auc_judd", "AUC-J", "{:.3f}"),
+    ("auc_shuffled", "sAUC", "{:.3f}"),
+    ("cc", "CC", "{:.3f}"),
+    ("kl", "KL", "{:.3f}"),
+    ("information_gain", "IG bits", "{:+.3f}"),
+]
+
+
+@click.command("eval", context_settings={"show_default": True})
+@click.argument("datasets", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="ONNX model to score (repeatable). Default: the shipped model.",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["val", "train", "all"]),
+    default="val",
+    help="Images scored: 'val' is every tenth image, never trained on.",
+)
+@click.option(
+    "--aspect",
+    "aspects",
+    multiple=True,
+    default=("1:1", "16:9", "9:16"),
+    help="Aspects of the crop metrics (repeatable).",
+)
+@click.option(
+    "--fastgaze",
+    "fastgaze_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=FASTGAZE,
+    help="Twitter's network, scored too when the file exists.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(0),
+    default=0,
+    help="Score at most this many images per data set (0: all).",
+)
+@click.option(
+    "--json", "json_path", metavar="PATH", help="Write the results as JSON ('-': stdout)."
+)
+@click.option("--threads", type=click.IntRange(1), default=None, help="ONNX Runtime threads.")
+@click.option("-q", "--quiet", is_flag=True, help="No table, no progress.")
+@click.option("-v", "--verbose", count=True, help="Log more.")
+def eval_command(
+    datasets, models, split, aspects, fastgaze_path, limit, json_path, threads, quiet, verbose
+) -> int:
+    """Score saliency models and the crop policy on eye-tracking DATASETs (folders with
+    images/ and fixations.npz), next to a centre-bias baseline and Twitter's network."""
+    configure_logging(-1 if quiet else verbose)
+    from cropsal.datasets import CentreBiasBaseline, load_fixation_set
+    from cropsal.evaluate import (
+        centre_bias_predictor,
+        evaluate,
+        fastgaze_predictor,
+        model_predictor,
+    )
+    from cropsal.model import SaliencyModel, default_model_path
+
+    try:
+        sets = [load_fixation_set(d) for d in datasets]
+        baseline = CentreBiasBaseline.fit(sets, "train")
+        predictors = {"centre-bias": centre_bias_predictor(baseline)}
+        for path in models or [default_model_path()]:
+            model = SaliencyModel(path, device="cpu", threads=threads)
+            predictors[model.name if model.name not in predictors else str(path)] = model_predictor(
+                model
+            )
+        if fastgaze_path.is_file():
+            from cropsal.teachers.fastgaze import FastGaze
+
+            predictors["twitter-fastgaze"] = fastgaze_predictor(
+                FastGaze(fastgaze_path, threads), baseline
+            )
+        else:
+            log.warning("%s not found: Twitter's network is left out", fastgaze_path)
+    except (CropsalError, OSError, ValueError) as e:
+        click.echo(f"cropsal: error: {e}", err=True)
+        return ExitCode.USAGE
+
+    total = sum(len(fs.indices(split)[: limit or None]) for fs in sets)
+    from cropsal.cli.run import progress_bar
+
+    with progress_bar(total, not quiet and sys.stderr.isatty()) as advance:
+        results = evaluate(predictors, sets, split, baseline, tuple(aspects), limit, advance)
+    results = {"split": split, "aspects": list(aspects), "results": results}
+
+    if json_path == "-":
+        click.echo(json.dumps(results, indent=2))
+    elif json_path:
+        Path(json_path).write_text(json.dumps(results, indent=2) + "\n")
+    if not quiet:
+        print_tables(results, list(aspects))
+    return ExitCode.OK
+
+
+def print_tables(results: dict, aspects: list[str]) -> None:
+    """Two rich tables on stderr: saliency metrics, then the share of fixations kept by crops."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=True, width=max(110, Console(stderr=True).width))
+    sal = Table(title=f"saliency ({results['split']} split)")
+    sal.add_column("data set")
+    sal.add_column("model", no_wrap=True)
+    for _, title, _ in COLUMNS:
+        sal.add_column(title, justify="right")
+    crops = Table(title="share of fixations inside the crop")
+    crops.add_column("data set")
+    crops.add_column("window", no_wrap=True)
+    for a in aspects:
+        crops.add_column(a, justify="right")
+
+    for set_name, by_model in results["results"].items():
+        for name, row in by_model.items():
+            if "nss" in row:
+                sal.add_row(
+                    set_name,
+                    name,
+                    *[fmt.format(row[k]) if k in row else "" for k, _, fmt in COLUMNS],
+                )
+        for name, row in by_model.items():
+            if name == "centre-bias":
+                continue
+            labels = (
+                [("", name)]
+                if name in ("centre-crop", "oracle")
+                else [(" peak", f"{name}, peak-centred"), ("", f"{name}, cropsal policy")]
+            )
+            for suffix, label in labels:
+                crops.add_row(
+                    set_name,
+                    label,
+                    *[f"{row.get(f'crop_{a}{suffix}', float('nan')):.3f}" for a in aspects],
+                )
+        sal.add_section()
+        crops.add_section()
+    console.print(sal)
+    console.print(crops)

@@ -1,0 +1,64 @@
+"""Entry point of the ``cropsal`` command; configures logging and maps errors to exit codes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from cropsal import __version__
+from cropsal.errors import ExitCode
+
+
+class LazyGroup(click.Group):
+    """Imports each command's module only when that command runs, so start-up stays fast."""
+
+    commands_by_module = {
+        "crop": "cropsal.cli.crop:crop",
+        "eval": "cropsal.cli.eval:eval_command",
+        "train": "cropsal.cli.train:train",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.commands_by_module)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = self.commands_by_module.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        module = __import__(module_name, fromlist=[attr])
+        return getattr(module, attr)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="cropsal")
+def cli() -> None:
+    """Crop images around what people look at, with a saliency network trained on eye-tracking
+    data. Run 'cropsal COMMAND --help' for a command's options."""
+
+
+def configure_logging(verbosity: int) -> None:
+    """-q → errors only, default → warnings and a summary, -v → info, -vv → debug; on stderr."""
+    level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+    logging.basicConfig(level=level, format="cropsal: %(message)s", stream=sys.stderr, force=True)
+
+
+def main() -> None:
+    try:
+        status = cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("cropsal: interrupted", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(ExitCode.USAGE)
+    except KeyboardInterrupt:
+        click.echo("cropsal: interrupted", err=True)
+        sys.exit(ExitCode.INTERRUPTED)
+    sys.exit(int(status) if isinstance(status, int) else ExitCode.OK)
+
+
+if __name__ == "__main__":
+    main()

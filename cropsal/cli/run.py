@@ -1,0 +1,143 @@
+"""The body of ``cropsal crop``: wires discovery, the pipeline, progress and the JSON stream."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator
+
+import click
+
+from cropsal.errors import ExitCode, OutputError
+from cropsal.geometry import Target
+from cropsal.records import ImageRecord
+
+log = logging.getLogger("cropsal")
+
+
+def stdin_paths(nul: bool) -> list[str]:
+    """Paths listed on stdin (bytes decoded as the file system does, so odd names survive)."""
+    data = sys.stdin.buffer.read()
+    parts = data.split(b"\0") if nul else data.splitlines()
+    return [os.fsdecode(p) for p in parts if p.strip()]
+
+
+@contextmanager
+def json_sink(path: str | None) -> Iterator[IO[str] | None]:
+    """A text stream for JSON Lines: stdout for ``-``; for a file, a temporary file beside it,
+    renamed into place when the run ends (even an interrupted one), so no line is cut short."""
+    if path is None:
+        yield None
+        return
+    if path == "-":
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    target = Path(path)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    except OSError as e:
+        raise OutputError(f"{target}: cannot write JSON: {e.strerror or e}") from e
+    stream = os.fdopen(fd, "w", encoding="utf-8")
+    try:
+        yield stream
+    finally:
+        stream.close()
+        os.replace(tmp, target)
+
+
+@contextmanager
+def progress_bar(total: int, enabled: bool):
+    """A rich progress bar on stderr; ``advance()`` is a no-op when disabled."""
+    if not enabled:
+        yield lambda: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("cropping", total=total)
+        yield lambda: progress.advance(task)
+
+
+def run_crop(
+    *,
+    inputs: tuple[str, ...],
+    outdir: Path | None,
+    targets: tuple[Target, ...],
+    fmt: str,
+    quality: int,
+    json_path: str | None,
+    heatmaps: Path | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    nul: bool,
+    overwrite: bool,
+    skip_existing: bool,
+    max_pixels: int,
+    model_path: Path | None,
+    device: str,
+    batch_size: int,
+    jobs: int,
+    quiet: bool,
+) -> int:
+    from cropsal.api import Cropper
+    from cropsal.discover import discover
+    from cropsal.pipeline import CropJob, JobOptions
+    from cropsal.write import OutputSpec
+
+    started = time.monotonic()
+    expanded: list[str] = []
+    for raw in inputs:
+        expanded.extend(stdin_paths(nul) if raw == "-" else [raw])
+    items = discover(expanded, include, exclude)
+    if not items:
+        log.warning("no images found in %s", ", ".join(inputs))
+
+    cropper = Cropper(model_path, device=device, threads=jobs)
+    log.info("provider: %s; %d worker threads; batch size %d", cropper.provider, jobs, batch_size)
+    spec = OutputSpec(outdir, fmt, quality, overwrite, skip_existing) if outdir else None
+    job = CropJob(cropper, JobOptions(targets, spec, heatmaps, max_pixels, batch_size, jobs))
+
+    counts = {"cropped": 0, "failed": 0, "skipped": 0}
+    show_progress = not quiet and sys.stderr.isatty()
+    with json_sink(json_path) as sink, progress_bar(len(items), show_progress) as advance:
+        for record in job.run(items):
+            report(record, counts)
+            if sink is not None:
+                sink.write(record.to_json() + "\n")
+                sink.flush()
+            advance()
+
+    if not quiet:
+        seconds = time.monotonic() - started
+        click.echo(
+            f"cropsal: {counts['cropped']} cropped, {counts['failed']} failed, "
+            f"{counts['skipped']} skipped in {seconds:.1f} s",
+            err=True,
+        )
+    return ExitCode.INPUTS_FAILED if counts["failed"] else ExitCode.OK
+
+
+def report(record: ImageRecord, counts: dict[str, int]) -> None:
+    if record.error:
+        counts["failed"] += 1
+        click.echo(f"cropsal: error: {record.input}: {record.error}", err=True)
+    elif record.skipped:
+        counts["skipped"] += 1
+    else:
+        counts["cropped"] += 1

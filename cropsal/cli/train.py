@@ -1,0 +1,60 @@
+"""``cropsal train STAGE``: the training pipeline's stages (needs the ``train`` extra)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group("train")
+def train() -> None:
+    """Train saliency networks on eye-tracking data (needs: pip install 'cropsal[train]')."""
+    from cropsal.cli.main import configure_logging
+
+    configure_logging(1)
+
+
+@train.command("teacher")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TOML file of settings (see cropsal/training/configs).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Run folder: config.json, metrics.csv, checkpoint.pt (resumed if present).",
+)
+@click.option("--steps", type=int, help="Override the number of optimisation steps.")
+@click.option("--smoke", is_flag=True, help="Tiny run on a few images, for tests.")
+def teacher(config_path: str | None, out: Path, steps: int | None, smoke: bool) -> None:
+    """Fit a saliency network to fixations by their log-likelihood."""
+    from cropsal.training.teacher import TeacherConfig, train_teacher
+
+    overrides = {"steps": steps} if steps else {}
+    cfg = TeacherConfig.load(config_path, overrides)
+    train_teacher(cfg, out, smoke=smoke)
+
+
+@train.command("export")
+@click.option(
+    "--checkpoint",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="checkpoint.pt written by a training stage.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="ONNX file to write.",
+)
+@click.option("--name", default="cropsal-v1", show_default=True, help="Model name in metadata.")
+def export(checkpoint: Path, out: Path, name: str) -> None:
+    """Export a checkpoint to ONNX, check it, and compare ONNX Runtime with PyTorch."""
+    from cropsal.training.export import export_checkpoint
+
+    export_checkpoint(checkpoint, out, name)

@@ -1,0 +1,112 @@
+"""Readers for eye-tracking data sets in the layout of ``../shared/eyetracking/<name>``.
+
+A data set folder holds ``images/<name>.jpg`` and ``fixations.npz`` (one row per image in
+``image``, ``width``, ``height``; fixations of image ``i`` in rows ``offsets[i]:offsets[i+1]``
+of ``x``, ``y``, ``subject``, ``index``, ``duration_ms``). The validation split is fixed: every
+tenth image (positions 0, 10, 20, … in the file's order).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+VALIDATION_EVERY = 10
+
+
+@dataclass(frozen=True)
+class FixationSet:
+    """One data set: image names and sizes, and every fixation in stored-image pixels."""
+
+    name: str
+    root: Path
+    images: list[str]
+    widths: np.ndarray  # [N] int
+    heights: np.ndarray  # [N] int
+    offsets: np.ndarray  # [N + 1] int
+    xs: np.ndarray  # [F] float32 pixels
+    ys: np.ndarray  # [F] float32 pixels
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def image_path(self, i: int) -> Path:
+        return self.root / "images" / self.images[i]
+
+    def fixations(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(xs, ys)`` of image ``i`` in stored-image pixels, float32 ``[F_i]`` each."""
+        lo, hi = self.offsets[i], self.offsets[i + 1]
+        return self.xs[lo:hi], self.ys[lo:hi]
+
+    def indices(self, split: str) -> list[int]:
+        """Image indices of ``split``: ``"train"``, ``"val"`` or ``"all"``."""
+        every = np.arange(len(self)) % VALIDATION_EVERY == 0
+        if split == "val":
+            return [int(i) for i in np.flatnonzero(every)]
+        if split == "train":
+            return [int(i) for i in np.flatnonzero(~every)]
+        if split == "all":
+            return list(range(len(self)))
+        raise ValueError(f"unknown split {split!r}; expected 'train', 'val' or 'all'")
+
+
+def load_fixation_set(root: str | Path) -> FixationSet:
+    """Read a data set folder; raises ``FileNotFoundError``/``ValueError`` naming the problem."""
+    root = Path(root)
+    npz = root / "fixations.npz"
+    if not npz.is_file():
+        raise FileNotFoundError(f"{root}: not an eye-tracking data set (no fixations.npz)")
+    with np.load(npz) as data:
+        missing = {"image", "width", "height", "offsets", "x", "y"} - set(data.files)
+        if missing:
+            raise ValueError(f"{npz}: missing arrays {sorted(missing)}")
+        return FixationSet(
+            name=root.name,
+            root=root,
+            images=[str(s) for s in data["image"]],
+            widths=data["width"].astype(np.int64),
+            heights=data["height"].astype(np.int64),
+            offsets=data["offsets"].astype(np.int64),
+            xs=data["x"].astype(np.float32),
+            ys=data["y"].astype(np.float32),
+        )
+
+
+class CentreBiasBaseline:
+    """Non-parametric centre bias: a ``grid × grid`` histogram of fixations in normalised image
+    coordinates, blurred by ``sigma`` (fraction of a side) and mixed with ``uniform`` of a flat
+    density. Evaluated on any image by bilinear resize and renormalisation."""
+
+    def __init__(self, density: np.ndarray) -> None:
+        self.density = density  # [grid, grid] float64, sums to 1
+
+    @classmethod
+    def fit(
+        cls,
+        sets: list[FixationSet],
+        split: str = "train",
+        grid: int = 64,
+        sigma: float = 0.04,
+        uniform: float = 0.02,
+    ) -> "CentreBiasBaseline":
+        import cv2
+
+        hist = np.zeros((grid, grid), np.float64)
+        for fs in sets:
+            for i in fs.indices(split):
+                xs, ys = fs.fixations(i)
+                u = np.clip((xs + 0.5) / fs.widths[i] * grid, 0, grid - 1e-6).astype(int)
+                v = np.clip((ys + 0.5) / fs.heights[i] * grid, 0, grid - 1e-6).astype(int)
+                np.add.at(hist, (v, u), 1.0)
+        hist = cv2.GaussianBlur(hist, (0, 0), sigma * grid, borderType=cv2.BORDER_REPLICATE)
+        hist /= hist.sum()
+        return cls((1 - uniform) * hist + uniform / hist.size)
+
+    def log_density(self, width: int, height: int) -> np.ndarray:
+        """``[height, width]`` float64 pixel log-density (logsumexp 0)."""
+        import cv2
+
+        d = cv2.resize(self.density, (width, height), interpolation=cv2.INTER_LINEAR)
+        return np.log(d / d.sum())

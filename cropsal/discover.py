@@ -1,0 +1,107 @@
+"""Stage *discover*: turn command-line inputs (files, folders, ``-`` for stdin) into a list of
+images with the relative path under which their outputs are written."""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+)
+
+
+@dataclass(frozen=True)
+class InputItem:
+    """One image to process: ``path`` on disk; ``rel`` its path relative to the folder it was
+    found in (just its name for a file given directly); ``error`` set when it cannot be used."""
+
+    path: Path
+    rel: PurePosixPath
+    error: str | None = None
+
+
+def read_path_list(stream: Iterable[str] | str, nul: bool) -> list[str]:
+    """Paths from stdin: one per line, or NUL-separated with ``nul``; blank entries skipped."""
+    text = stream if isinstance(stream, str) else "".join(stream)
+    parts = text.split("\0") if nul else text.splitlines()
+    return [p for p in parts if p.strip()] if not nul else [p for p in parts if p]
+
+
+def matches(rel: PurePosixPath, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
+    """Glob filters, tried on the relative path and on the bare file name."""
+
+    def hit(pattern: str) -> bool:
+        return fnmatch.fnmatch(str(rel), pattern) or fnmatch.fnmatch(rel.name, pattern)
+
+    if include and not any(hit(p) for p in include):
+        return False
+    return not any(hit(p) for p in exclude)
+
+
+def walk(root: Path) -> Iterator[InputItem]:
+    """Image files under ``root`` in sorted order, hidden entries skipped; symlinked folders are
+    followed once (a link back into a visited folder is reported, not looped through)."""
+    seen: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            st = folder.stat()
+            key = (st.st_dev, st.st_ino)
+            if key in seen:
+                yield InputItem(
+                    folder,
+                    PurePosixPath(folder.relative_to(root).as_posix()),
+                    "symlink loop: folder already visited",
+                )
+                continue
+            seen.add(key)
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as e:
+            yield InputItem(
+                folder,
+                PurePosixPath(folder.relative_to(root).as_posix()),
+                f"cannot list folder: {e.strerror or e}",
+            )
+            continue
+        subfolders = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            rel = PurePosixPath(path.relative_to(root).as_posix())
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir and path.suffix.lower() not in IMAGE_EXTENSIONS:
+                subfolders.append(path)
+            elif path.suffix.lower() in IMAGE_EXTENSIONS:
+                # a folder named like an image is reported by decode, not silently skipped
+                yield InputItem(path, rel)
+        stack.extend(reversed(subfolders))
+
+
+def discover(
+    inputs: Iterable[str], include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()
+) -> list[InputItem]:
+    """Expand inputs in order: a folder is walked recursively, a file is taken as given."""
+    items: list[InputItem] = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir() and path.suffix.lower() not in IMAGE_EXTENSIONS:
+            items.extend(i for i in walk(path) if i.error or matches(i.rel, include, exclude))
+        elif path.exists() or path.is_symlink():
+            rel = PurePosixPath(path.name)
+            if matches(rel, include, exclude):
+                items.append(InputItem(path, rel))
+        else:
+            items.append(InputItem(path, PurePosixPath(path.name), "no such file or folder"))
+    return items

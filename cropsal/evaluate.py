@@ -1,0 +1,245 @@
+"""Score saliency predictors and crop policies on fixation data sets.
+
+A *predictor* maps an ``HxWx3 uint8 BGR`` image to a small ``[h, w]`` log-density over it.
+Saliency metrics are computed after resizing that density to the stored image (bilinear);
+crop metrics run cropsal's policy on the map exactly as ``cropsal crop`` does.
+
+Averaging: NSS, AUC-Judd, shuffled AUC, CC and KL are means over images; information gain and
+crop coverage are pooled over fixations (each fixation counts once).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from cropsal import metrics
+from cropsal.api import choose_crops
+from cropsal.datasets import CentreBiasBaseline, FixationSet
+from cropsal.geometry import Box, Target, largest_window, parse_aspect
+from cropsal.policy import cell_density, salient_point
+from cropsal.preprocess import map_size_for, resize_log_density
+
+log = logging.getLogger(__name__)
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+SALIENCY_METRICS = ("nss", "auc_judd", "auc_shuffled", "cc", "kl", "information_gain")
+DEFAULT_CROP_ASPECTS = ("1:1", "16:9", "9:16")
+BLUR_FRACTION = 0.03  # σ of the reference fixation map, as a fraction of the long side
+SHUFFLED_NEGATIVES = 2000  # fixations of other images drawn as shuffled-AUC negatives
+MAP_LONG_SIDE = 32  # cells along the long side of the map the crop policy sees
+
+
+@dataclass
+class Tally:
+    """Running sums for one (predictor, data set) pair."""
+
+    per_image: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    gains: list[np.ndarray] = field(default_factory=list)
+    inside: dict[str, list[np.ndarray]] = field(default_factory=lambda: defaultdict(list))
+
+    def merge(self, other: "Tally") -> None:
+        for k, v in other.per_image.items():
+            self.per_image[k].extend(v)
+        self.gains.extend(other.gains)
+        for k, v in other.inside.items():
+            self.inside[k].extend(v)
+
+    def summary(self) -> dict[str, float]:
+        out = {
+            "images": len(self.per_image.get("nss", [])),
+            "fixations": int(sum(g.size for g in self.gains)),
+        }
+        for k in SALIENCY_METRICS[:-1]:
+            if k in self.per_image:
+                out[k] = float(np.nanmean(self.per_image[k]))
+        if self.gains:
+            out["information_gain"] = float(np.concatenate(self.gains).mean())
+        for k, v in sorted(self.inside.items()):
+            out[f"crop_{k}"] = float(np.concatenate(v).mean())
+        return out
+
+
+def fixations_inside(
+    box: Box, xs: np.ndarray, ys: np.ndarray, width: int, height: int
+) -> np.ndarray:
+    """Boolean per fixation (rounded to its pixel): inside ``box``."""
+    cols, rows = metrics.fixation_pixels(xs, ys, width, height)
+    return (
+        (cols >= box.x) & (cols < box.x + box.width) & (rows >= box.y) & (rows < box.y + box.height)
+    )
+
+
+def centre_box(width: int, height: int, ratio: float) -> Box:
+    cw, ch = largest_window(width, height, ratio)
+    return Box((width - cw) // 2, (height - ch) // 2, cw, ch)
+
+
+def point_box(width: int, height: int, ratio: float, x: int, y: int) -> Box:
+    """Largest window centred on ``(x, y)``, clamped into the image (Twitter's 2018 rule)."""
+    cw, ch = largest_window(width, height, ratio)
+    left = min(max(0, x - cw // 2), width - cw)
+    top = min(max(0, y - ch // 2), height - ch)
+    return Box(left, top, cw, ch)
+
+
+def oracle_box(xs: np.ndarray, ys: np.ndarray, width: int, height: int, ratio: float) -> Box:
+    """The largest window of ``ratio`` that holds the most of these fixations (ties: central)."""
+    cw, ch = largest_window(width, height, ratio)
+    cols, rows = metrics.fixation_pixels(xs, ys, width, height)
+    if cw < width:
+        counts = np.bincount(cols, minlength=width).astype(float)
+        sums = np.convolve(counts, np.ones(cw), "valid")
+        x = _central_argmax(sums)
+        return Box(x, 0, cw, ch)
+    if ch < height:
+        counts = np.bincount(rows, minlength=height).astype(float)
+        y = _central_argmax(np.convolve(counts, np.ones(ch), "valid"))
+        return Box(0, y, cw, ch)
+    return Box(0, 0, width, height)
+
+
+def _central_argmax(values: np.ndarray) -> int:
+    best = np.flatnonzero(values >= values.max() - 1e-9)
+    return int(best[np.argmin(np.abs(best - (values.size - 1) / 2))])
+
+
+def shuffled_negatives(
+    fs: FixationSet, indices: list[int], i: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fixations of the other images of ``indices`` in normalised coordinates (0–1), subsampled."""
+    others = [j for j in indices if j != i]
+    xs = (
+        np.concatenate([(fs.fixations(j)[0] + 0.5) / fs.widths[j] for j in others])
+        if others
+        else np.zeros(0)
+    )
+    ys = (
+        np.concatenate([(fs.fixations(j)[1] + 0.5) / fs.heights[j] for j in others])
+        if others
+        else np.zeros(0)
+    )
+    if xs.size > SHUFFLED_NEGATIVES:
+        pick = rng.choice(xs.size, SHUFFLED_NEGATIVES, replace=False)
+        xs, ys = xs[pick], ys[pick]
+    return xs, ys
+
+
+def evaluate(
+    predictors: dict[str, Predictor],
+    sets: list[FixationSet],
+    split: str,
+    baseline: CentreBiasBaseline,
+    aspects: tuple[str, ...] = DEFAULT_CROP_ASPECTS,
+    limit: int = 0,
+    progress: Callable[[], None] | None = None,
+) -> dict:
+    """Every metric for every predictor on ``split`` of each set, plus pooled; crop baselines
+    (centre crop and fixation oracle) are reported under the names ``centre-crop`` and
+    ``oracle``. Returns ``{set name or "pooled": {predictor: {metric: value}}}``."""
+    targets = [parse_aspect(a) for a in aspects]
+    results: dict[str, dict[str, dict]] = {}
+    pooled: dict[str, Tally] = defaultdict(Tally)
+    for fs in sets:
+        tallies: dict[str, Tally] = defaultdict(Tally)
+        indices = fs.indices(split)[: limit or None]
+        rng = np.random.default_rng(0)
+        for i in indices:
+            score_image(fs, i, indices, predictors, baseline, targets, tallies, rng)
+            if progress:
+                progress()
+        results[fs.name] = {name: t.summary() for name, t in tallies.items()}
+        for name, t in tallies.items():
+            pooled[name].merge(t)
+    results["pooled"] = {name: t.summary() for name, t in pooled.items()}
+    return results
+
+
+def score_image(
+    fs: FixationSet,
+    i: int,
+    indices: list[int],
+    predictors: dict[str, Predictor],
+    baseline: CentreBiasBaseline,
+    targets: list[Target],
+    tallies: dict[str, Tally],
+    rng: np.random.Generator,
+) -> None:
+    bgr = cv2.imread(str(fs.image_path(i)), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise OSError(f"{fs.image_path(i)}: cannot decode")
+    h, w = bgr.shape[:2]
+    xs, ys = fs.fixations(i)
+    base = baseline.log_density(w, h)
+    reference = metrics.fixation_density(xs, ys, w, h, BLUR_FRACTION * max(w, h))
+    nx, ny = shuffled_negatives(fs, indices, i, rng)
+    neg_x, neg_y = nx * w - 0.5, ny * h - 0.5
+
+    for t in targets:  # model-free crop baselines
+        tallies["centre-crop"].inside[t.aspect].append(
+            fixations_inside(centre_box(w, h, t.ratio), xs, ys, w, h)
+        )
+        tallies["oracle"].inside[t.aspect].append(
+            fixations_inside(oracle_box(xs, ys, w, h, t.ratio), xs, ys, w, h)
+        )
+
+    for name, predict in predictors.items():
+        small = predict(bgr)
+        log_density = resize_log_density(small, w, h)
+        density = np.exp(log_density.astype(np.float64))
+        tally = tallies[name]
+        tally.per_image["nss"].append(metrics.nss(density, xs, ys))
+        tally.per_image["auc_judd"].append(metrics.auc_judd(density, xs, ys))
+        tally.per_image["auc_shuffled"].append(metrics.auc_shuffled(density, xs, ys, neg_x, neg_y))
+        tally.per_image["cc"].append(metrics.cc(density, reference))
+        tally.per_image["kl"].append(metrics.kl_divergence(density, reference))
+        tally.gains.append(
+            metrics.log_likelihood_bits(log_density, xs, ys)
+            - metrics.log_likelihood_bits(base, xs, ys)
+        )
+
+        if not targets:
+            continue
+        # crops exactly as `cropsal crop` chooses them, from the map at the image's aspect
+        mw, mh = map_size_for(w, h, MAP_LONG_SIDE)
+        crop_map = resize_log_density(small, mw, mh)
+        _, crops = choose_crops(crop_map, w, h, targets)
+        px, py = salient_point(cell_density(crop_map), w, h)
+        for t, c in zip(targets, crops):
+            box = Box(c.x, c.y, c.width, c.height)
+            tally.inside[t.aspect].append(fixations_inside(box, xs, ys, w, h))
+            tally.inside[f"{t.aspect} peak"].append(
+                fixations_inside(point_box(w, h, t.ratio, px, py), xs, ys, w, h)
+            )
+
+
+def centre_bias_predictor(baseline: CentreBiasBaseline, cells: int = 64) -> Predictor:
+    """The baseline itself as a predictor (a ``cells``-wide map with the image's aspect)."""
+
+    def predict(bgr: np.ndarray) -> np.ndarray:
+        mw, mh = map_size_for(bgr.shape[1], bgr.shape[0], cells)
+        return baseline.log_density(mw, mh).astype(np.float32)
+
+    return predict
+
+
+def model_predictor(model) -> Predictor:
+    """A :class:`cropsal.model.SaliencyModel` as a predictor."""
+    return lambda bgr: model.predict([bgr])[0]
+
+
+def fastgaze_predictor(fastgaze, baseline: CentreBiasBaseline) -> Predictor:
+    """Twitter's network plus the centre-bias log-density, normalised (as its README advises)."""
+
+    def predict(bgr: np.ndarray) -> np.ndarray:
+        s = fastgaze.log_saliency(bgr).astype(np.float64)
+        s = s + baseline.log_density(s.shape[1], s.shape[0])
+        s -= s.max()
+        return (s - np.log(np.exp(s).sum())).astype(np.float32)
+
+    return predict

@@ -1,0 +1,120 @@
+"""The saliency network at run time: an ONNX Runtime session and the pre-processing its
+metadata prescribes. Images in, small log-density maps out, in batches of equal input shape."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from cropsal.errors import CropsalError, ModelError
+from cropsal.preprocess import network_input_size, resize_for_network
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "cropsal-v1.onnx"
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def default_model_path() -> Path:
+    """The ONNX model shipped inside the package."""
+    return Path(str(resources.files("cropsal.models").joinpath(DEFAULT_MODEL)))
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How images become network input, read from the model's ``cropsal.*`` metadata."""
+
+    long_side: int = 256
+    multiple: int = 16
+    min_short: int = 32
+    max_long: int = 1024
+    stride: int = 8
+
+    @classmethod
+    def from_metadata(cls, meta: dict[str, str], path: Path) -> "Preprocessing":
+        try:
+            return cls(**{f: int(meta[f"cropsal.{f}"]) for f in cls.__dataclass_fields__})
+        except (KeyError, ValueError) as e:
+            raise ModelError(f"{path}: not a cropsal model (metadata {e} missing or invalid)")
+
+    def input_size(self, width: int, height: int) -> tuple[int, int]:
+        """``(w, h)`` of the network input for a ``width × height`` image."""
+        return network_input_size(
+            width, height, self.long_side, self.multiple, self.min_short, self.max_long
+        )
+
+
+def select_providers(device: str) -> list[str]:
+    """ONNX Runtime providers for ``device``: ``auto`` takes CUDA when it is available."""
+    import onnxruntime as ort
+
+    if device not in DEVICES:
+        raise CropsalError(f"invalid device {device!r}; expected one of {', '.join(DEVICES)}")
+    available = ort.get_available_providers()
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in available:
+            raise ModelError(
+                "device 'cuda' asked for, but this onnxruntime has no CUDA provider "
+                "(install onnxruntime-gpu on a machine with an NVIDIA GPU)"
+            )
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device == "auto" and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class SaliencyModel:
+    """An ONNX saliency network: ``HxWx3 uint8 BGR`` images → ``[h, w]`` float32 log-densities."""
+
+    def __init__(
+        self, path: str | Path | None = None, device: str = "auto", threads: int | None = None
+    ) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path) if path else default_model_path()
+        if not self.path.is_file():
+            raise ModelError(f"{self.path}: model file not found")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.log_severity_level = 3
+        providers = select_providers(device)
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+        except Exception as e:  # onnxruntime raises its own untyped errors for bad files
+            raise ModelError(f"{self.path}: cannot load ONNX model ({str(e).splitlines()[0]})")
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.name = meta.get("cropsal.name", self.path.stem)
+        self.preprocessing = Preprocessing.from_metadata(meta, self.path)
+        self.input_name = self.session.get_inputs()[0].name
+        self.provider = self.session.get_providers()[0]
+        log.info(
+            "model %s on %s (%d threads)", self.name, self.provider, options.intra_op_num_threads
+        )
+
+    def prepare(self, bgr: np.ndarray) -> np.ndarray:
+        """``HxWx3 uint8 BGR`` → ``[3, h, w]`` float32 network input."""
+        size = self.preprocessing.input_size(bgr.shape[1], bgr.shape[0])
+        return resize_for_network(bgr, size).transpose(2, 0, 1).astype(np.float32)
+
+    def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        """Network inputs from :meth:`prepare` → ``[h, w]`` log-densities, in the same order;
+        inputs of equal shape run as one batch."""
+        out: list[np.ndarray | None] = [None] * len(inputs)
+        by_shape: dict[tuple, list[int]] = {}
+        for i, x in enumerate(inputs):
+            by_shape.setdefault(x.shape, []).append(i)
+        for idx in by_shape.values():
+            batch = np.stack([inputs[i] for i in idx])
+            maps = self.session.run(None, {self.input_name: batch})[0]
+            for i, m in zip(idx, maps):
+                out[i] = m[0]
+        return out  # type: ignore[return-value]
+
+    def predict(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """``HxWx3 uint8 BGR`` images → their ``[h, w]`` float32 log-densities."""
+        return self.run([self.prepare(im) for im in images])

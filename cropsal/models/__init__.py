@@ -1,0 +1,1 @@
+"""Shipped saliency models (ONNX) and their model cards."""

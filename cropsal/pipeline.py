@@ -1,0 +1,168 @@
+"""The batch pipeline: discover → decode → infer → crop → write, one record per image.
+
+Decoding and writing run on a thread pool (OpenCV and file I/O release the GIL) while the
+network runs batches in the calling thread; one batch is decoded ahead, so reading, inference
+and writing overlap while memory stays bounded by a few batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from cropsal.api import Cropper, choose_crops
+from cropsal.decode import DEFAULT_MAX_PIXELS, DecodedImage, decode_file
+from cropsal.discover import InputItem
+from cropsal.errors import CropsalError, OutputError
+from cropsal.geometry import Box, Target
+from cropsal.heatmap import write_heatmaps
+from cropsal.records import CropRecord, ImageRecord
+from cropsal.write import OutputSpec, atomic_write, crop_path, cut, encode, output_stems
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    targets: tuple[Target, ...]
+    output: OutputSpec | None  # None: JSON only, no image files
+    heatmaps: Path | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    batch_size: int = 16
+    jobs: int = 2
+
+
+@dataclass
+class Work:
+    """One image moving through the pipeline."""
+
+    item: InputItem
+    stem: PurePosixPath
+    record: ImageRecord
+    image: DecodedImage | None = None
+    net_input: np.ndarray | None = None
+    net_map: np.ndarray | None = None
+
+
+class CropJob:
+    """Runs the pipeline over a list of inputs with one :class:`Cropper`."""
+
+    def __init__(self, cropper: Cropper, options: JobOptions) -> None:
+        self.cropper = cropper
+        self.options = options
+
+    def run(self, items: list[InputItem]) -> Iterator[ImageRecord]:
+        """Yield one record per item, in input order."""
+        stems = output_stems([i.rel for i in items])
+        works = [
+            Work(i, s, ImageRecord(input=str(i.path), error=i.error)) for i, s in zip(items, stems)
+        ]
+        size = max(1, self.options.batch_size)
+        batches = [works[k : k + size] for k in range(0, len(works), size)]
+
+        pool = ThreadPoolExecutor(max(1, self.options.jobs), thread_name_prefix="cropsal")
+        finishing: deque[Future] = deque()
+        try:
+            decoding = [pool.submit(self.decode, w) for w in batches[0]] if batches else []
+            for k, batch in enumerate(batches):
+                for f in decoding:
+                    f.result()
+                if k + 1 < len(batches):
+                    decoding = [pool.submit(self.decode, w) for w in batches[k + 1]]
+                self.infer(batch)
+                finishing.extend(pool.submit(self.finish, w) for w in batch)
+                # hand back what is done, in order, keeping at most two batches in flight
+                while finishing and (finishing[0].done() or len(finishing) > 2 * size):
+                    yield finishing.popleft().result()
+            while finishing:
+                yield finishing.popleft().result()
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+
+    # --- stages -------------------------------------------------------------------------
+
+    def planned_outputs(self, w: Work) -> list[Path]:
+        spec = self.options.output
+        return [crop_path(spec, w.stem, t) for t in self.options.targets] if spec else []
+
+    def decode(self, w: Work) -> None:
+        """Check the outputs, decode, and prepare the network input (in a worker thread)."""
+        if w.record.error:
+            return
+        spec, outputs = self.options.output, self.planned_outputs(w)
+        existing = [p for p in outputs if p.exists()]
+        if spec and existing and not spec.overwrite:
+            if spec.skip_existing and len(existing) == len(outputs):
+                w.record.skipped = True
+                return
+            if not spec.skip_existing:
+                w.record.error = (
+                    f"output exists: {existing[0]} (use --overwrite or --skip-existing)"
+                )
+                return
+        try:
+            w.image = decode_file(w.item.path, self.options.max_pixels)
+            w.net_input = self.cropper.model.prepare(w.image.bgr)
+        except CropsalError as e:
+            w.record.error = str(e)
+        except Exception as e:  # an image that breaks a library must not stop the batch
+            log.debug("decoding %s failed", w.item.path, exc_info=True)
+            w.record.error = (
+                f"cannot decode: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            )
+
+    def infer(self, batch: list[Work]) -> None:
+        """Run the network on every decoded image of a batch (in the calling thread)."""
+        ready = [w for w in batch if w.net_input is not None]
+        if ready:
+            for w, m in zip(ready, self.cropper.model.run([w.net_input for w in ready])):
+                w.net_map, w.net_input = m, None
+
+    def finish(self, w: Work) -> ImageRecord:
+        """Choose the crops, then cut, encode and write them (in a worker thread)."""
+        if w.record.error or w.record.skipped or w.net_map is None:
+            return w.record
+        bgr = w.image.bgr
+        height, width = bgr.shape[:2]
+        rec = w.record
+        rec.width, rec.height, rec.format = width, height, w.image.format
+        try:
+            log_density = self.cropper.fit_map(w.net_map, width, height)
+            point, crops = choose_crops(log_density, width, height, self.options.targets)
+            rec.salient_point = {"x": point.x, "y": point.y}
+            for target, c in zip(self.options.targets, crops):
+                out = None
+                if self.options.output:
+                    path = crop_path(self.options.output, w.stem, target)
+                    box = Box(c.x, c.y, c.width, c.height)
+                    data = encode(
+                        cut(bgr, box, target.size),
+                        self.options.output.format,
+                        self.options.output.quality,
+                    )
+                    atomic_write(path, data)
+                    out = str(path)
+                rec.crops.append(
+                    CropRecord(c.aspect, c.x, c.y, c.width, c.height, out, c.rule, c.confidence)
+                )
+            if self.options.heatmaps:
+                boxes = [(c.aspect, (c.x, c.y, c.width, c.height)) for c in rec.crops]
+                over, raw = write_heatmaps(self.options.heatmaps / w.stem, bgr, log_density, boxes)
+                rec.heatmap, rec.saliency_map = str(over), str(raw)
+        except OutputError:
+            raise
+        except CropsalError as e:
+            rec.error, rec.crops = str(e), []
+        except Exception as e:
+            log.debug("cropping %s failed", w.item.path, exc_info=True)
+            rec.error, rec.crops = f"internal error: {type(e).__name__}: {e}", []
+        w.image = None  # free the pixels as soon as the record is complete
+        return rec

@@ -1,0 +1,41 @@
+"""The per-image result record: one JSON line per input image."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class CropRecord:
+    aspect: str  # the target as asked: "16:9" or "600x600"
+    x: int
+    y: int
+    width: int
+    height: int
+    output: str | None  # file written, None when only the JSON was asked for
+    rule: str  # which rule of the crop policy chose the window
+    confidence: float  # saliency mass inside the window, 0–1
+
+
+@dataclass
+class ImageRecord:
+    """What happened to one input; ``error`` is a one-line reason when it failed."""
+
+    input: str
+    width: int | None = None  # displayed size (after EXIF orientation)
+    height: int | None = None
+    salient_point: dict | None = None  # {"x": int, "y": int}
+    crops: list[CropRecord] = field(default_factory=list)
+    error: str | None = None
+    skipped: bool = False  # --skip-existing found every output already there
+    format: str | None = None
+    heatmap: str | None = None
+    saliency_map: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)

@@ -1,0 +1,1 @@
+"""Readers for third-party saliency networks used as teachers and reference peers."""

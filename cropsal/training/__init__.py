@@ -1,0 +1,1 @@
+"""Training pipeline (needs the ``train`` extra: torch and the ImageNet weights package)."""

@@ -1,0 +1,98 @@
+"""Stage ``export``: a trained checkpoint → ONNX with dynamic batch, height and width.
+
+The graph takes ``[B, 3, H, W]`` float32 BGR 0–255 and returns ``[B, 1, h, w]`` log-densities;
+the pre-processing the runtime must apply is written into the model's metadata. The export is
+checked with ``onnx.checker`` and ONNX Runtime's output is compared with PyTorch's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cropsal.training.nets import NetConfig, SaliencyNet
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+TOLERANCE = 1e-3  # max |ONNX Runtime − PyTorch| on log-density values
+
+
+def load_checkpoint(path: Path) -> tuple[SaliencyNet, dict]:
+    """Rebuild the network stored in a stage's checkpoint; returns ``(model in eval mode, config)``."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    config = state["config"]
+    model = SaliencyNet(NetConfig(**config["net"]), imagenet=False)
+    model.load_state_dict(state["model"])
+    return model.eval(), config
+
+
+def preprocessing_metadata(long_side: int, name: str) -> dict[str, str]:
+    """What the runtime needs to feed the network, stored as ONNX metadata (all strings)."""
+    return {
+        "cropsal.name": name,
+        "cropsal.input": "float32 NCHW, BGR channel order, values 0-255, no mean or scale",
+        "cropsal.output": "log-density, logsumexp 0 over each [h, w] map",
+        "cropsal.long_side": str(long_side),
+        "cropsal.multiple": "16",
+        "cropsal.min_short": "32",
+        "cropsal.max_long": "1024",
+        "cropsal.stride": str(SaliencyNet.stride),
+        "cropsal.resize": "cv2.INTER_AREA when shrinking, cv2.INTER_LINEAR otherwise",
+    }
+
+
+def export_model(model: SaliencyNet, out: Path, long_side: int, name: str) -> float:
+    """Write ``model`` to ``out`` as ONNX; returns the max abs difference ORT vs PyTorch."""
+    import onnx
+    import onnxruntime as ort
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    example = torch.rand(1, 3, 192, 256) * 255
+    tmp = out.with_suffix(".tmp.onnx")
+    torch.onnx.export(
+        model,
+        (example,),
+        str(tmp),
+        dynamo=False,
+        opset_version=OPSET,
+        input_names=["image"],
+        output_names=["log_density"],
+        dynamic_axes={
+            "image": {0: "batch", 2: "height", 3: "width"},
+            "log_density": {0: "batch", 2: "map_height", 3: "map_width"},
+        },
+    )
+    proto = onnx.load(str(tmp))
+    for key, value in preprocessing_metadata(long_side, name).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save(proto, str(tmp))
+
+    # ONNX Runtime against PyTorch on several shapes, batch 2
+    session = ort.InferenceSession(str(tmp), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for h, w in [(192, 256), (256, 144), (96, 320)]:
+        x = torch.rand(2, 3, h, w) * 255
+        with torch.no_grad():
+            expected = model(x).numpy()
+        got = session.run(None, {"image": x.numpy()})[0]
+        worst = max(worst, float(np.abs(got - expected).max()))
+    if worst > TOLERANCE:
+        raise RuntimeError(f"{out}: ONNX Runtime differs from PyTorch by {worst:.2e} > {TOLERANCE}")
+    tmp.replace(out)
+    log.info("wrote %s (max |ORT - torch| = %.2e)", out, worst)
+    return worst
+
+
+def export_checkpoint(checkpoint: Path, out: Path, name: str) -> None:
+    model, config = load_checkpoint(checkpoint)
+    diff = export_model(model, out, config["long_side"], name)
+    (out.with_suffix(".export.json")).write_text(
+        json.dumps({"checkpoint": str(checkpoint), "max_abs_diff": diff, "opset": OPSET}, indent=2)
+    )

@@ -1,0 +1,110 @@
+"""Stage *write*: cut, resize and encode each crop, and write files atomically.
+
+Every file goes to a temporary name in its final folder and is renamed into place, so an
+interrupted run never leaves a partial image behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import cv2
+import numpy as np
+
+from cropsal.errors import ImageError, OutputError
+from cropsal.geometry import Box, Target
+
+log = logging.getLogger(__name__)
+
+FORMATS = {"jpg": ".jpg", "png": ".png", "webp": ".webp"}
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """Where and how crops are written."""
+
+    root: Path
+    format: str = "jpg"
+    quality: int = 90  # JPEG / WebP quality 1–100; PNG is lossless
+    overwrite: bool = False
+    skip_existing: bool = False
+
+
+def output_stems(rels: list[PurePosixPath]) -> list[PurePosixPath]:
+    """The relative path stem (folder/stem) of each input's outputs, made unique: inputs that
+    would share one (``a.jpg`` and ``a.png``) get their extension in the stem (``a-jpg``,
+    ``a-png``), and a number if that is still not enough."""
+    keys = [r.parent / r.stem for r in rels]
+    groups: dict[PurePosixPath, list[int]] = defaultdict(list)
+    for i, k in enumerate(keys):
+        groups[k].append(i)
+    stems = list(keys)
+    for key, idx in groups.items():
+        if len(idx) < 2:
+            continue
+        for n, i in enumerate(idx):
+            ext = rels[i].suffix.lstrip(".").lower()
+            stems[i] = key.parent / f"{key.name}-{ext}" if ext else key
+        taken: dict[PurePosixPath, int] = defaultdict(int)
+        for i in idx:
+            taken[stems[i]] += 1
+            if taken[stems[i]] > 1:
+                stems[i] = stems[i].parent / f"{stems[i].name}-{taken[stems[i]]}"
+    return stems
+
+
+def crop_path(spec: OutputSpec, stem: PurePosixPath, target: Target) -> Path:
+    """``OUTDIR/<rel dir>/<stem>_<suffix>.<ext>``, e.g. ``out/pets/cat_16x9.jpg``."""
+    return spec.root / stem.parent / f"{stem.name}_{target.suffix}{FORMATS[spec.format]}"
+
+
+def cut(bgr: np.ndarray, box: Box, size: tuple[int, int] | None) -> np.ndarray:
+    """The ``box`` of an ``HxWx3`` image, resized to ``size = (w, h)`` when given."""
+    window = bgr[box.y : box.y + box.height, box.x : box.x + box.width]
+    if size is None or (window.shape[1], window.shape[0]) == size:
+        return window
+    shrinking = size[0] * size[1] < window.shape[0] * window.shape[1]
+    return cv2.resize(window, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+
+
+def encode(image: np.ndarray, fmt: str, quality: int) -> bytes:
+    """Encode an image array in ``fmt`` (``jpg``, ``png`` or ``webp``)."""
+    params = {
+        "jpg": [cv2.IMWRITE_JPEG_QUALITY, quality],
+        "webp": [cv2.IMWRITE_WEBP_QUALITY, quality],
+        "png": [cv2.IMWRITE_PNG_COMPRESSION, 3],
+    }[fmt]
+    ok, buf = cv2.imencode(FORMATS[fmt], image, params)
+    if not ok:
+        raise ImageError(f"cannot encode {fmt.upper()}")
+    return buf.tobytes()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
+
+    Raises :class:`OutputError` when the location itself cannot be written (no space, no
+    permission), which stops the run instead of failing image after image.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as e:
+        raise OutputError(f"{path.parent}: cannot write output: {e.strerror or e}") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise OutputError(f"{path}: cannot write output: {e.strerror or e}") from e
+        raise
