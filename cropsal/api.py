@@ -17,7 +17,14 @@ import numpy as np
 from cropsal.errors import CropsalError
 from cropsal.geometry import DEFAULT_ASPECTS, Target, parse_aspect
 from cropsal.model import SaliencyModel
-from cropsal.policy import cell_density, place_window, salient_point
+from cropsal.policy import (
+    DEFAULT_POLICY,
+    PolicyConfig,
+    cell_density,
+    mirror_asymmetry,
+    place_window,
+    salient_point,
+)
 from cropsal.preprocess import map_size_for, resize_log_density
 
 
@@ -69,18 +76,22 @@ def check_image(image: np.ndarray) -> None:
 
 
 def choose_crops(
-    log_density: np.ndarray, width: int, height: int, targets: Sequence[Target]
+    log_density: np.ndarray,
+    width: int,
+    height: int,
+    targets: Sequence[Target],
+    policy: PolicyConfig = DEFAULT_POLICY,
+    asymmetry: float | None = None,
 ) -> tuple[Point, list[Crop]]:
     """Crops of a ``width × height`` image for ``targets``, from an ``[h, w]`` log-density that
-    covers the whole image."""
+    covers the whole image; ``asymmetry`` is the image's :func:`mirror_asymmetry`, if known."""
     density = cell_density(log_density)
     crops = []
     for t in targets:
-        p = place_window(density, width, height, t.ratio)
+        p = place_window(density, width, height, t.ratio, policy, asymmetry)
+        box = p.box
         crops.append(
-            Crop(
-                t.label, p.box.x, p.box.y, p.box.width, p.box.height, p.rule, round(p.confidence, 4)
-            )
+            Crop(t.label, box.x, box.y, box.width, box.height, p.rule, round(p.confidence, 4))
         )
     return Point(*salient_point(density, width, height)), crops
 
@@ -89,13 +100,19 @@ class Cropper:
     """Saliency crops with an ONNX model (``model=None``: the shipped one).
 
     ``device`` is ``"auto"`` (CUDA when onnxruntime-gpu and a GPU are present), ``"cpu"`` or
-    ``"cuda"``; ``threads`` caps ONNX Runtime's intra-op threads.
+    ``"cuda"``; ``threads`` caps ONNX Runtime's intra-op threads; ``policy`` holds the crop
+    policy's thresholds (``PolicyConfig(zoom=0.6)`` lets windows shrink to 60 %).
     """
 
     def __init__(
-        self, model: str | Path | None = None, device: str = "auto", threads: int | None = None
+        self,
+        model: str | Path | None = None,
+        device: str = "auto",
+        threads: int | None = None,
+        policy: PolicyConfig | None = None,
     ) -> None:
         self.model = SaliencyModel(model, device=device, threads=threads)
+        self.policy = policy or PolicyConfig()
 
     @property
     def provider(self) -> str:
@@ -122,8 +139,12 @@ class Cropper:
         self, image: np.ndarray, aspects: Sequence[str | Target] = DEFAULT_ASPECTS
     ) -> CropResult:
         """Choose one window per aspect for an ``HxWx3 uint8 BGR`` image."""
-        log_density = self.saliency(image)
-        return self.crop_from_saliency(log_density, image.shape[1], image.shape[0], aspects)
+        check_image(image)
+        small = self.model.resize(image)
+        net_map = self.model.run([self.model.to_input(small)])[0]
+        height, width = image.shape[:2]
+        log_density = self.fit_map(net_map, width, height)
+        return self.crop_from_saliency(log_density, width, height, aspects, mirror_asymmetry(small))
 
     def crop_from_saliency(
         self,
@@ -131,8 +152,10 @@ class Cropper:
         width: int,
         height: int,
         aspects: Sequence[str | Target] = DEFAULT_ASPECTS,
+        asymmetry: float | None = None,
     ) -> CropResult:
-        """Like :meth:`crop`, from a log-density already computed for a ``width × height`` image."""
+        """Like :meth:`crop`, from a log-density already computed for a ``width × height`` image
+        (and optionally its :func:`cropsal.policy.mirror_asymmetry`)."""
         targets = [as_target(a) for a in aspects]
-        point, crops = choose_crops(log_density, width, height, targets)
+        point, crops = choose_crops(log_density, width, height, targets, self.policy, asymmetry)
         return CropResult(width, height, point, crops, log_density)

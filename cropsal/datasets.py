@@ -90,7 +90,7 @@ class CentreBiasBaseline:
         grid: int = 64,
         sigma: float = 0.04,
         uniform: float = 0.02,
-    ) -> "CentreBiasBaseline":
+    ) -> CentreBiasBaseline:
         import cv2
 
         hist = np.zeros((grid, grid), np.float64)

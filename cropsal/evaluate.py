@@ -22,7 +22,13 @@ from cropsal import metrics
 from cropsal.api import choose_crops
 from cropsal.datasets import CentreBiasBaseline, FixationSet
 from cropsal.geometry import Box, Target, largest_window, parse_aspect
-from cropsal.policy import cell_density, salient_point
+from cropsal.policy import (
+    DEFAULT_POLICY,
+    PolicyConfig,
+    cell_density,
+    mirror_asymmetry,
+    salient_point,
+)
 from cropsal.preprocess import map_size_for, resize_log_density
 
 log = logging.getLogger(__name__)
@@ -43,7 +49,7 @@ class Tally:
     gains: list[np.ndarray] = field(default_factory=list)
     inside: dict[str, list[np.ndarray]] = field(default_factory=lambda: defaultdict(list))
 
-    def merge(self, other: "Tally") -> None:
+    def merge(self, other: Tally) -> None:
         for k, v in other.per_image.items():
             self.per_image[k].extend(v)
         self.gains.extend(other.gains)
@@ -138,6 +144,7 @@ def evaluate(
     aspects: tuple[str, ...] = DEFAULT_CROP_ASPECTS,
     limit: int = 0,
     progress: Callable[[], None] | None = None,
+    policy: PolicyConfig = DEFAULT_POLICY,
 ) -> dict:
     """Every metric for every predictor on ``split`` of each set, plus pooled; crop baselines
     (centre crop and fixation oracle) are reported under the names ``centre-crop`` and
@@ -150,7 +157,7 @@ def evaluate(
         indices = fs.indices(split)[: limit or None]
         rng = np.random.default_rng(0)
         for i in indices:
-            score_image(fs, i, indices, predictors, baseline, targets, tallies, rng)
+            score_image(fs, i, indices, predictors, baseline, targets, tallies, rng, policy)
             if progress:
                 progress()
         results[fs.name] = {name: t.summary() for name, t in tallies.items()}
@@ -169,6 +176,7 @@ def score_image(
     targets: list[Target],
     tallies: dict[str, Tally],
     rng: np.random.Generator,
+    policy: PolicyConfig = DEFAULT_POLICY,
 ) -> None:
     bgr = cv2.imread(str(fs.image_path(i)), cv2.IMREAD_COLOR)
     if bgr is None:
@@ -179,6 +187,7 @@ def score_image(
     reference = metrics.fixation_density(xs, ys, w, h, BLUR_FRACTION * max(w, h))
     nx, ny = shuffled_negatives(fs, indices, i, rng)
     neg_x, neg_y = nx * w - 0.5, ny * h - 0.5
+    asymmetry = mirror_asymmetry(bgr) if targets else None
 
     for t in targets:  # model-free crop baselines
         tallies["centre-crop"].inside[t.aspect].append(
@@ -208,7 +217,7 @@ def score_image(
         # crops exactly as `cropsal crop` chooses them, from the map at the image's aspect
         mw, mh = map_size_for(w, h, MAP_LONG_SIDE)
         crop_map = resize_log_density(small, mw, mh)
-        _, crops = choose_crops(crop_map, w, h, targets)
+        _, crops = choose_crops(crop_map, w, h, targets, policy, asymmetry)
         px, py = salient_point(cell_density(crop_map), w, h)
         for t, c in zip(targets, crops):
             box = Box(c.x, c.y, c.width, c.height)

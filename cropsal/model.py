@@ -36,7 +36,7 @@ class Preprocessing:
     stride: int = 8
 
     @classmethod
-    def from_metadata(cls, meta: dict[str, str], path: Path) -> "Preprocessing":
+    def from_metadata(cls, meta: dict[str, str], path: Path) -> Preprocessing:
         try:
             return cls(**{f: int(meta[f"cropsal.{f}"]) for f in cls.__dataclass_fields__})
         except (KeyError, ValueError) as e:
@@ -85,7 +85,7 @@ class SaliencyModel:
         providers = select_providers(device)
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)
-        except Exception as e:  # onnxruntime raises its own untyped errors for bad files
+        except Exception as e:  # noqa: BLE001 (onnxruntime raises untyped errors for bad files)
             raise ModelError(f"{self.path}: cannot load ONNX model ({str(e).splitlines()[0]})")
         meta = self.session.get_modelmeta().custom_metadata_map
         self.name = meta.get("cropsal.name", self.path.stem)
@@ -96,10 +96,18 @@ class SaliencyModel:
             "model %s on %s (%d threads)", self.name, self.provider, options.intra_op_num_threads
         )
 
+    def resize(self, bgr: np.ndarray) -> np.ndarray:
+        """``HxWx3 uint8 BGR`` → ``h×w×3 uint8 BGR`` at the network's input size."""
+        return resize_for_network(bgr, self.preprocessing.input_size(bgr.shape[1], bgr.shape[0]))
+
+    @staticmethod
+    def to_input(small: np.ndarray) -> np.ndarray:
+        """``h×w×3 uint8 BGR`` (from :meth:`resize`) → ``[3, h, w]`` float32 network input."""
+        return small.transpose(2, 0, 1).astype(np.float32)
+
     def prepare(self, bgr: np.ndarray) -> np.ndarray:
         """``HxWx3 uint8 BGR`` → ``[3, h, w]`` float32 network input."""
-        size = self.preprocessing.input_size(bgr.shape[1], bgr.shape[0])
-        return resize_for_network(bgr, size).transpose(2, 0, 1).astype(np.float32)
+        return self.to_input(self.resize(bgr))
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         """Network inputs from :meth:`prepare` → ``[h, w]`` log-densities, in the same order;

@@ -22,6 +22,7 @@ from cropsal.discover import InputItem
 from cropsal.errors import CropsalError, OutputError
 from cropsal.geometry import Box, Target
 from cropsal.heatmap import write_heatmaps
+from cropsal.policy import mirror_asymmetry
 from cropsal.records import CropRecord, ImageRecord
 from cropsal.write import OutputSpec, atomic_write, crop_path, cut, encode, output_stems
 
@@ -48,6 +49,7 @@ class Work:
     image: DecodedImage | None = None
     net_input: np.ndarray | None = None
     net_map: np.ndarray | None = None
+    asymmetry: float | None = None
 
 
 class CropJob:
@@ -110,7 +112,9 @@ class CropJob:
                 return
         try:
             w.image = decode_file(w.item.path, self.options.max_pixels)
-            w.net_input = self.cropper.model.prepare(w.image.bgr)
+            small = self.cropper.model.resize(w.image.bgr)
+            w.asymmetry = mirror_asymmetry(small)
+            w.net_input = self.cropper.model.to_input(small)
         except CropsalError as e:
             w.record.error = str(e)
         except Exception as e:  # an image that breaks a library must not stop the batch
@@ -136,7 +140,9 @@ class CropJob:
         rec.width, rec.height, rec.format = width, height, w.image.format
         try:
             log_density = self.cropper.fit_map(w.net_map, width, height)
-            point, crops = choose_crops(log_density, width, height, self.options.targets)
+            point, crops = choose_crops(
+                log_density, width, height, self.options.targets, self.cropper.policy, w.asymmetry
+            )
             rec.salient_point = {"x": point.x, "y": point.y}
             for target, c in zip(self.options.targets, crops):
                 out = None

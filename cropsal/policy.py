@@ -1,20 +1,47 @@
 """Crop policy: where to put the window, given a saliency log-density over the image.
 
-The window of the target shape is placed where it holds the most saliency mass. The density
-is treated as constant over each map cell, so the mass of any window is exact for that model
-and cheap to get from cumulative sums along the axis the window can slide on.
+Rules, tried in order for each target shape (the one that decides is named in the record):
+
+- ``whole``: the target shape is the image's shape (within ``shape_tolerance``): no crop.
+- ``flat``: the map is nearly uniform (normalised entropy above ``flat_entropy``), so nothing
+  says where to look: centre crop.
+- ``symmetric``: the window slides horizontally and the image is nearly mirror-symmetric
+  (thumbnail against its mirror): centre crop.
+- ``mass``: the largest window of the shape, placed where it holds the most saliency mass.
+  The density is constant over each map cell, so the mass of every placement is exact for that
+  model and cheap to get from cumulative sums.
+- ``zoom`` (only with ``zoom < 1``): the smallest window, down to ``zoom`` × the largest, that
+  still holds ``zoom_keep`` of the mass of the best largest window.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from cropsal.geometry import Box, largest_window
 
 # Placements holding within this much mass of the best count as ties; the most central wins.
 TIE_TOLERANCE = 1e-6
+SYMMETRY_THUMBNAIL = 32  # side of the grey thumbnail compared with its mirror
+ZOOM_STEPS = 20  # window scales tried between zoom and 1
+ZOOM_POSITIONS = 256  # positions tried per axis for each zoomed window
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Thresholds of the crop policy (defaults measured with ``cropsal eval``)."""
+
+    shape_tolerance: float = 0.02  # relative aspect difference treated as the same shape
+    flat_entropy: float = 0.985  # map entropy / log(cells) above which the map is "flat"
+    symmetry: float = 0.12  # mirror_asymmetry below which an image counts as symmetric (~2 %)
+    zoom: float = 1.0  # smallest window scale allowed (1: never zoom)
+    zoom_keep: float = 0.9  # share of the full window's mass a zoomed window must keep
+
+
+DEFAULT_POLICY = PolicyConfig()
 
 
 @dataclass(frozen=True)
@@ -30,6 +57,29 @@ def cell_density(log_density: np.ndarray) -> np.ndarray:
     """``[h, w]`` log-density → ``[h, w]`` float64 probabilities summing to 1."""
     p = np.exp(log_density.astype(np.float64) - log_density.max())
     return p / p.sum()
+
+
+def mirror_asymmetry(bgr: np.ndarray) -> float:
+    """How far an ``HxWx3 uint8 BGR`` image is from left-right symmetry: the mean absolute
+    difference between a grey thumbnail and its mirror, relative to twice the thumbnail's mean
+    absolute deviation (0 for a symmetric image, about 0.5 for a typical photo, 1 for noise;
+    a flat image counts as symmetric)."""
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
+    thumb = cv2.resize(
+        grey, (SYMMETRY_THUMBNAIL, SYMMETRY_THUMBNAIL), interpolation=cv2.INTER_AREA
+    ).astype(np.float32)
+    spread = 2.0 * float(np.abs(thumb - thumb.mean()).mean())
+    if spread < 1.0:  # under one grey level of contrast: nothing to be asymmetric about
+        return 0.0
+    return float(np.abs(thumb - thumb[:, ::-1]).mean()) / spread
+
+
+def normalised_entropy(density: np.ndarray) -> float:
+    """Entropy of a cell density divided by that of a uniform map of the same size (0–1)."""
+    if density.size < 2:
+        return 1.0
+    p = density[density > 0]
+    return float(-(p * np.log(p)).sum() / np.log(density.size))
 
 
 def window_masses(profile: np.ndarray, extent: int, window: int) -> np.ndarray:
@@ -52,19 +102,112 @@ def best_offset(masses: np.ndarray) -> int:
     return int(candidates[np.argmin(np.abs(candidates - middle))])
 
 
-def place_window(density: np.ndarray, width: int, height: int, ratio: float) -> Placement:
-    """Largest window of aspect ``ratio`` in a ``width × height`` image, slid to the position of
-    greatest mass of ``density`` (``[h, w]`` probabilities over the whole image)."""
+def linear_weights(knots: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices ``i0``, ``i1`` and weight ``t`` so that ``f(x) = (1 − t) f[i0] + t f[i1]`` for a
+    piecewise-linear ``f`` given at ``knots``."""
+    i1 = np.clip(np.searchsorted(knots, x, side="right"), 1, knots.size - 1)
+    i0 = i1 - 1
+    t = np.clip((x - knots[i0]) / (knots[i1] - knots[i0]), 0.0, 1.0)
+    return i0, i1, t
+
+
+class MassGrid:
+    """Saliency mass of any axis-aligned window, from the 2-D cumulative mass of a cell density
+    that covers a ``width × height`` image (bilinear between cell corners, so exact for a
+    density that is constant within each cell)."""
+
+    def __init__(self, density: np.ndarray, width: int, height: int) -> None:
+        self.cdf = np.zeros((density.shape[0] + 1, density.shape[1] + 1))
+        self.cdf[1:, 1:] = density.cumsum(0).cumsum(1)
+        self.kx = np.linspace(0.0, width, density.shape[1] + 1)
+        self.ky = np.linspace(0.0, height, density.shape[0] + 1)
+
+    def at(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        """Cumulative mass at every ``(y, x)`` of the grid ``ys × xs``: ``[len(ys), len(xs)]``."""
+        x0, x1, tx = linear_weights(self.kx, xs)
+        y0, y1, ty = linear_weights(self.ky, ys)
+        cols = self.cdf[:, x0] * (1 - tx) + self.cdf[:, x1] * tx  # [h + 1, len(xs)]
+        return cols[y0] * (1 - ty)[:, None] + cols[y1] * ty[:, None]
+
+    def windows(self, cw: int, ch: int, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+        """Mass of the ``cw × ch`` window at every top-left ``(y, x)`` of ``ys × xs``."""
+        return (
+            self.at(ys + ch, xs + cw)
+            - self.at(ys, xs + cw)
+            - self.at(ys + ch, xs)
+            + self.at(ys, xs)
+        )
+
+    def box(self, box: Box) -> float:
+        x, y = np.array([float(box.x)]), np.array([float(box.y)])
+        return float(self.windows(box.width, box.height, x, y)[0, 0])
+
+
+def box_mass(density: np.ndarray, width: int, height: int, box: Box) -> float:
+    """Saliency mass inside ``box`` (image pixels)."""
+    return MassGrid(density, width, height).box(box)
+
+
+def centred(width: int, height: int, cw: int, ch: int) -> Box:
+    return Box((width - cw) // 2, (height - ch) // 2, cw, ch)
+
+
+def place_window(
+    density: np.ndarray,
+    width: int,
+    height: int,
+    ratio: float,
+    config: PolicyConfig = DEFAULT_POLICY,
+    asymmetry: float | None = None,
+) -> Placement:
+    """Window of aspect ``ratio`` (w / h) in a ``width × height`` image, from ``density``
+    (``[h, w]`` probabilities over the whole image); ``asymmetry`` is
+    :func:`mirror_asymmetry` of the image, when known."""
+    if abs(np.log((width / height) / ratio)) <= np.log1p(config.shape_tolerance):
+        return Placement(Box(0, 0, width, height), "whole", 1.0)
     cw, ch = largest_window(width, height, ratio)
-    if cw < width:
+    if cw == width and ch == height:
+        return Placement(Box(0, 0, width, height), "whole", 1.0)
+
+    horizontal = cw < width
+    if normalised_entropy(density) >= config.flat_entropy:
+        box = centred(width, height, cw, ch)
+        return Placement(box, "flat", box_mass(density, width, height, box))
+    if horizontal and asymmetry is not None and asymmetry <= config.symmetry:
+        box = centred(width, height, cw, ch)
+        return Placement(box, "symmetric", box_mass(density, width, height, box))
+
+    if horizontal:
         masses = window_masses(density.sum(axis=0), width, cw)
         x = best_offset(masses)
-        return Placement(Box(x, 0, cw, ch), "mass", float(masses[x]))
-    if ch < height:
+        best = Placement(Box(x, 0, cw, ch), "mass", float(masses[x]))
+    else:
         masses = window_masses(density.sum(axis=1), height, ch)
         y = best_offset(masses)
-        return Placement(Box(0, y, cw, ch), "mass", float(masses[y]))
-    return Placement(Box(0, 0, width, height), "whole", 1.0)
+        best = Placement(Box(0, y, cw, ch), "mass", float(masses[y]))
+    if config.zoom < 1.0:
+        return zoom_in(density, width, height, best, config)
+    return best
+
+
+def zoom_in(
+    density: np.ndarray, width: int, height: int, full: Placement, config: PolicyConfig
+) -> Placement:
+    """The smallest scaled-down window that keeps ``zoom_keep`` of ``full``'s mass; positions
+    are tried on a grid of at most ``ZOOM_POSITIONS`` steps per axis."""
+    grid, cw, ch = MassGrid(density, width, height), full.box.width, full.box.height
+    chosen = full
+    for scale in np.linspace(1.0, config.zoom, ZOOM_STEPS + 1)[1:]:
+        zw, zh = max(1, round(cw * scale)), max(1, round(ch * scale))
+        xs = np.unique(np.linspace(0, width - zw, min(width - zw + 1, ZOOM_POSITIONS)).round())
+        ys = np.unique(np.linspace(0, height - zh, min(height - zh + 1, ZOOM_POSITIONS)).round())
+        table = grid.windows(zw, zh, xs, ys)
+        row, col = np.unravel_index(int(np.argmax(table)), table.shape)
+        mass = float(table[row, col])
+        if mass < config.zoom_keep * full.confidence:
+            break
+        chosen = Placement(Box(int(xs[col]), int(ys[row]), zw, zh), "zoom", mass)
+    return chosen
 
 
 def salient_point(density: np.ndarray, width: int, height: int) -> tuple[int, int]:

@@ -25,7 +25,7 @@ def network_input_size(
     short_px = long_px / ratio
 
     def snap(v: float) -> int:
-        return max(multiple, int(round(v / multiple)) * multiple)
+        return max(multiple, round(v / multiple) * multiple)
 
     w, h = (long_px, short_px) if width >= height else (short_px, long_px)
     return snap(w), snap(h)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 
 import click
@@ -52,6 +51,13 @@ def _targets(aspects: tuple[str, ...], sizes: tuple[str, ...]):
     multiple=True,
     metavar="WxH",
     help="Crop the largest window of this shape and resize it to exactly W×H pixels (repeatable).",
+)
+@click.option(
+    "--zoom",
+    type=click.FloatRange(0.1, 1.0),
+    default=1.0,
+    help="Let a window shrink down to this fraction of the largest (e.g. 0.6) when a smaller "
+    "one keeps nearly all the saliency; 1 never zooms.",
 )
 @click.option(
     "--format",
@@ -132,6 +138,7 @@ def crop(
     outdir,
     aspects,
     sizes,
+    zoom,
     fmt,
     quality,
     json_path,
@@ -172,6 +179,7 @@ def crop(
             inputs=inputs,
             outdir=outdir,
             targets=targets,
+            zoom=zoom,
             fmt=fmt,
             quality=quality,
             json_path=json_path,

@@ -55,6 +55,12 @@ COLUMNS = [
     help="Twitter's network, scored too when the file exists.",
 )
 @click.option(
+    "--zoom",
+    type=click.FloatRange(0.1, 1.0),
+    default=1.0,
+    help="Crop policy: smallest window scale (1: no zoom), as in 'cropsal crop'.",
+)
+@click.option(
     "--limit",
     type=click.IntRange(0),
     default=0,
@@ -67,7 +73,7 @@ COLUMNS = [
 @click.option("-q", "--quiet", is_flag=True, help="No table, no progress.")
 @click.option("-v", "--verbose", count=True, help="Log more.")
 def eval_command(
-    datasets, models, split, aspects, fastgaze_path, limit, json_path, threads, quiet, verbose
+    datasets, models, split, aspects, fastgaze_path, zoom, limit, json_path, threads, quiet, verbose
 ) -> int:
     """Score saliency models and the crop policy on eye-tracking DATASETs (folders with
     images/ and fixations.npz), next to a centre-bias baseline and Twitter's network."""
@@ -106,7 +112,18 @@ def eval_command(
     from cropsal.cli.run import progress_bar
 
     with progress_bar(total, not quiet and sys.stderr.isatty()) as advance:
-        results = evaluate(predictors, sets, split, baseline, tuple(aspects), limit, advance)
+        from cropsal.policy import PolicyConfig
+
+        results = evaluate(
+            predictors,
+            sets,
+            split,
+            baseline,
+            tuple(aspects),
+            limit,
+            advance,
+            PolicyConfig(zoom=zoom),
+        )
     results = {"split": split, "aspects": list(aspects), "results": results}
 
     if json_path == "-":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import ClassVar
 
 import click
 
@@ -14,7 +15,8 @@ from cropsal.errors import ExitCode
 class LazyGroup(click.Group):
     """Imports each command's module only when that command runs, so start-up stays fast."""
 
-    commands_by_module = {
+    commands_by_module: ClassVar[dict[str, str]] = {
+        "bench": "cropsal.cli.bench:bench",
         "crop": "cropsal.cli.crop:crop",
         "eval": "cropsal.cli.eval:eval_command",
         "train": "cropsal.cli.train:train",

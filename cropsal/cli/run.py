@@ -7,9 +7,10 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 import click
 
@@ -79,6 +80,7 @@ def run_crop(
     inputs: tuple[str, ...],
     outdir: Path | None,
     targets: tuple[Target, ...],
+    zoom: float,
     fmt: str,
     quality: int,
     json_path: str | None,
@@ -98,6 +100,7 @@ def run_crop(
     from cropsal.api import Cropper
     from cropsal.discover import discover
     from cropsal.pipeline import CropJob, JobOptions
+    from cropsal.policy import PolicyConfig
     from cropsal.write import OutputSpec
 
     started = time.monotonic()
@@ -108,7 +111,7 @@ def run_crop(
     if not items:
         log.warning("no images found in %s", ", ".join(inputs))
 
-    cropper = Cropper(model_path, device=device, threads=jobs)
+    cropper = Cropper(model_path, device=device, threads=jobs, policy=PolicyConfig(zoom=zoom))
     log.info("provider: %s; %d worker threads; batch size %d", cropper.provider, jobs, batch_size)
     spec = OutputSpec(outdir, fmt, quality, overwrite, skip_existing) if outdir else None
     job = CropJob(cropper, JobOptions(targets, spec, heatmaps, max_pixels, batch_size, jobs))

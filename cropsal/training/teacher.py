@@ -14,11 +14,11 @@ import json
 import logging
 import math
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import tomllib
 import torch
 
 from cropsal.datasets import CentreBiasBaseline, load_fixation_set
@@ -55,7 +55,7 @@ class TeacherConfig:
     net: NetConfig = field(default_factory=NetConfig)
 
     @classmethod
-    def load(cls, path: str | Path | None, overrides: dict | None = None) -> "TeacherConfig":
+    def load(cls, path: str | Path | None, overrides: dict | None = None) -> TeacherConfig:
         raw = tomllib.loads(Path(path).read_text()) if path else {}
         raw.update(overrides or {})
         unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}
