@@ -46,8 +46,9 @@ def matches(rel: PurePosixPath, include: tuple[str, ...], exclude: tuple[str, ..
 
 
 def walk(root: Path) -> Iterator[InputItem]:
-    """Image files under ``root`` in sorted order, hidden entries skipped; symlinked folders are
-    followed once (a link back into a visited folder is reported, not looped through)."""
+    """Image files under ``root``: each folder's files in name order, then its subfolders in
+    name order (depth first); hidden entries skipped; symlinked folders are followed once (a
+    link back into a visited folder is reported, not looped through)."""
     seen: set[tuple[int, int]] = set()
     stack = [root]
     while stack:

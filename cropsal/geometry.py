@@ -61,16 +61,25 @@ class Target:
         return self.ratio_w / self.ratio_h
 
 
-_ASPECT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*[:/x]\s*(\d+(?:\.\d+)?)\s*$")
-_SIZE = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
+_ASPECT = re.compile(r"^\s*(\d+(?:\.\d{1,6})?)\s*[:/x]\s*(\d+(?:\.\d{1,6})?)\s*$")
+_SIZE = re.compile(r"^\s*(\d{1,9})\s*[xX×]\s*(\d{1,9})\s*$")
+
+
+MAX_ASPECT_TERM = 100_000  # largest number accepted on either side of W:H
 
 
 def parse_aspect(text: str) -> Target:
     """``"16:9"`` → ``Target(16, 9)``; raises :class:`CropsalError` naming the bad value."""
+    shown = text if len(text) <= 40 else text[:37] + "..."
     m = _ASPECT.match(text)
+    if m and any(len(p) > 12 or float(p) > MAX_ASPECT_TERM for p in (m[1], m[2])):
+        raise CropsalError(
+            f"invalid aspect {shown!r}: W and H must be at most {MAX_ASPECT_TERM:,} with at most "
+            "6 decimals"
+        )
     if not m or float(m[1]) <= 0 or float(m[2]) <= 0:
         raise CropsalError(
-            f"invalid aspect {text!r}: expected W:H with positive numbers, e.g. 16:9"
+            f"invalid aspect {shown!r}: expected W:H with positive numbers, e.g. 16:9"
         )
     if "." in text:
         # keep decimals exact by scaling to integers (1.91:1 → 191:100)

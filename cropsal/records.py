@@ -38,4 +38,11 @@ class ImageRecord:
         return self.error is None
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
+        """One line of JSON; a path that is not valid Unicode (a file name in another encoding)
+        is written with ``\\udcXX`` escapes, so the line stays valid UTF-8."""
+        text = json.dumps(asdict(self), ensure_ascii=False)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(asdict(self), ensure_ascii=True)
+        return text

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections import defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -24,6 +24,17 @@ log = logging.getLogger(__name__)
 FORMATS = {"jpg": ".jpg", "png": ".png", "webp": ".webp"}
 
 
+def _file_mode() -> int:
+    """0o666 less the process umask: the mode ``open()`` would give a new file (temporary files
+    are created 0o600, so the mode is set explicitly before the rename)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _file_mode()
+
+
 @dataclass(frozen=True)
 class OutputSpec:
     """Where and how crops are written."""
@@ -36,25 +47,25 @@ class OutputSpec:
 
 
 def output_stems(rels: list[PurePosixPath]) -> list[PurePosixPath]:
-    """The relative path stem (folder/stem) of each input's outputs, made unique: inputs that
-    would share one (``a.jpg`` and ``a.png``) get their extension in the stem (``a-jpg``,
-    ``a-png``), and a number if that is still not enough."""
+    """The relative path stem (folder/stem) of each input's outputs, unique over the whole run
+    and ignoring case (for case-insensitive file systems): inputs that would share one
+    (``a.jpg`` and ``a.png``) get their extension in the stem (``a-jpg``, ``a-png``), and
+    ``-2``, ``-3`` … if that name is taken too."""
     keys = [r.parent / r.stem for r in rels]
-    groups: dict[PurePosixPath, list[int]] = defaultdict(list)
-    for i, k in enumerate(keys):
-        groups[k].append(i)
-    stems = list(keys)
-    for key, idx in groups.items():
-        if len(idx) < 2:
+    counts = Counter(str(k).lower() for k in keys)
+    used = {str(k).lower() for k in keys if counts[str(k).lower()] == 1}
+    stems = []
+    for rel, key in zip(rels, keys):
+        if counts[str(key).lower()] == 1:
+            stems.append(key)
             continue
-        for n, i in enumerate(idx):
-            ext = rels[i].suffix.lstrip(".").lower()
-            stems[i] = key.parent / f"{key.name}-{ext}" if ext else key
-        taken: dict[PurePosixPath, int] = defaultdict(int)
-        for i in idx:
-            taken[stems[i]] += 1
-            if taken[stems[i]] > 1:
-                stems[i] = stems[i].parent / f"{stems[i].name}-{taken[stems[i]]}"
+        ext = rel.suffix.lstrip(".").lower()
+        base = key.parent / f"{key.name}-{ext}" if ext else key
+        candidate, n = base, 2
+        while str(candidate).lower() in used:
+            candidate, n = base.parent / f"{base.name}-{n}", n + 1
+        used.add(str(candidate).lower())
+        stems.append(candidate)
     return stems
 
 
@@ -98,6 +109,7 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise OutputError(f"{path.parent}: cannot write output: {e.strerror or e}") from e
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), FILE_MODE)
             f.write(data)
         os.replace(tmp, path)
     except BaseException as e:

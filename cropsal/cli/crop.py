@@ -17,6 +17,8 @@ log = logging.getLogger("cropsal")
 
 
 def _targets(aspects: tuple[str, ...], sizes: tuple[str, ...]):
+    """The crop targets asked for, duplicates dropped; two that would write the same file name
+    (``--aspect 1920:1080 --size 1920x1080``) are a usage error."""
     try:
         targets = [parse_aspect(a) for a in aspects] + [parse_size(s) for s in sizes]
     except CropsalError as e:
@@ -24,6 +26,14 @@ def _targets(aspects: tuple[str, ...], sizes: tuple[str, ...]):
     if not targets:
         targets = [parse_aspect(a) for a in DEFAULT_ASPECTS]
     unique = list(dict.fromkeys(targets))
+    by_suffix: dict[str, str] = {}
+    for t in unique:
+        if t.suffix in by_suffix:
+            raise click.UsageError(
+                f"targets {by_suffix[t.suffix]!r} and {t.label!r} would both write "
+                f"*_{t.suffix}.* files; give only one of them"
+            )
+        by_suffix[t.suffix] = t.label
     return tuple(unique)
 
 
@@ -169,6 +179,8 @@ def crop(
         raise click.UsageError("nothing to write: give -o OUTDIR, --json PATH or --heatmaps DIR")
     if overwrite and skip_existing:
         raise click.UsageError("--overwrite and --skip-existing exclude each other")
+    if json_path not in (None, "-") and Path(json_path).is_dir():
+        raise click.UsageError(f"--json {json_path}: is a folder; give a file name")
     if inputs.count("-") > 1:
         raise click.UsageError("'-' (read paths from stdin) may be given once")
 

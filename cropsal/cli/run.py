@@ -17,6 +17,7 @@ import click
 from cropsal.errors import ExitCode, OutputError
 from cropsal.geometry import Target
 from cropsal.records import ImageRecord
+from cropsal.write import FILE_MODE
 
 log = logging.getLogger("cropsal")
 
@@ -46,11 +47,16 @@ def json_sink(path: str | None) -> Iterator[IO[str] | None]:
     except OSError as e:
         raise OutputError(f"{target}: cannot write JSON: {e.strerror or e}") from e
     stream = os.fdopen(fd, "w", encoding="utf-8")
+    os.fchmod(fd, FILE_MODE)
     try:
         yield stream
     finally:
         stream.close()
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as e:
+            os.unlink(tmp)
+            raise OutputError(f"{target}: cannot write JSON: {e.strerror or e}") from e
 
 
 @contextmanager

@@ -37,11 +37,14 @@ class CachedImage:
     source: str
 
 
-def cache_images(sets: list[FixationSet], split: str, long_side: int = 320) -> list[CachedImage]:
-    """Decode every image of ``split`` in ``sets``, resized to ``long_side``, with its fixations."""
+def cache_images(
+    sets: list[FixationSet], split: str, long_side: int = 320, limit: int = 0
+) -> list[CachedImage]:
+    """Decode every image of ``split`` in ``sets`` (at most ``limit`` per set, 0: all), resized
+    to ``long_side``, with its fixations."""
     cached = []
     for fs in sets:
-        for i in fs.indices(split):
+        for i in fs.indices(split)[: limit or None]:
             bgr = cv2.imread(str(fs.image_path(i)), cv2.IMREAD_COLOR)
             if bgr is None:
                 raise OSError(f"{fs.image_path(i)}: cannot decode")

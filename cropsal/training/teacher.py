@@ -116,9 +116,7 @@ def train_teacher(cfg: TeacherConfig, out: Path, smoke: bool = False) -> Path:
 
     sets = [load_fixation_set(p) for p in cfg.datasets]
     baseline = CentreBiasBaseline.fit(sets, "train")
-    images = cache_images(sets, cfg.split)
-    if smoke:
-        images = images[:16]
+    images = cache_images(sets, cfg.split, limit=8 if smoke else 0)
 
     model = SaliencyNet(cfg.net, imagenet=True)
     for i, block in enumerate(model.features):
