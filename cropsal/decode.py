@@ -1,62 +1,40 @@
 """Stage *decode*: read one file into an ``HxWx3 uint8 BGR`` array as displayed.
 
-EXIF orientation is applied by OpenCV's decoder, so every coordinate cropsal reports is in
-pixels of the displayed image.
+The header is read first (:mod:`cropsal.probe`), so a truncated file, an unsupported format or
+a decompression bomb is refused before any pixel is allocated. EXIF orientation is applied by
+OpenCV's decoder; 16-bit images are reduced to 8 bits; an alpha channel is kept beside the
+colour pixels, which are composited on a neutral grey for the network; an embedded ICC profile
+is converted to sRGB; an animation gives its first frame. Every such step is noted in the
+image's record.
 """
 
 from __future__ import annotations
 
 import logging
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from cropsal.colour import convert_to_srgb
 from cropsal.errors import ImageError
+from cropsal.probe import ImageInfo, probe
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_PIXELS = 200_000_000
-
-# Leading bytes → format name, for formats OpenCV decodes and for common ones it does not.
-SIGNATURES = [
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"BM", "BMP"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-]
-UNSUPPORTED = [(b"%PDF", "PDF"), (b"8BPS", "Photoshop PSD"), (b"\x00\x00\x00\x0cjP  ", "JPEG 2000")]
+NEUTRAL_GREY = 128  # background under transparent pixels, for the network
 
 
 @dataclass
 class DecodedImage:
-    bgr: np.ndarray  # [H, W, 3] uint8 BGR, displayed orientation
+    bgr: np.ndarray  # [H, W, 3] uint8 BGR, displayed orientation, sRGB; alpha composited on grey
     format: str
-
-
-def sniff_format(head: bytes) -> str | None:
-    """Format name from a file's first bytes, ``None`` when unknown."""
-    for magic, name in SIGNATURES:
-        if head.startswith(magic):
-            return name
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WebP"
-    return None
-
-
-def describe_unsupported(head: bytes) -> str:
-    if head[4:8] == b"ftyp":
-        brand = head[8:12].decode("ascii", "replace").strip()
-        return f"unsupported format (ISO media, brand {brand!r}: HEIC/AVIF are not supported)"
-    for magic, name in UNSUPPORTED:
-        if head.startswith(magic):
-            return f"unsupported format ({name})"
-    return "not an image (unknown file signature)"
+    alpha: np.ndarray | None = None  # [H, W] uint8 (255 opaque), None when fully opaque
+    colour: np.ndarray | None = None  # [H, W, 3] uint8 BGR before compositing (when alpha)
+    notes: list[str] = field(default_factory=list)
 
 
 def read_bytes(path: Path) -> bytes:
@@ -74,20 +52,83 @@ def read_bytes(path: Path) -> bytes:
         raise ImageError(f"cannot read: {e.strerror or e}") from e
 
 
-def decode_file(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
-    """Decode ``path``; raises :class:`ImageError` with a one-line reason (no file name: the
-    caller's record carries it)."""
-    data = read_bytes(path)
-    fmt = sniff_format(data[:16])
-    if fmt is None:
-        raise ImageError(describe_unsupported(data[:16]))
+def check_header(info: ImageInfo, max_pixels: int) -> None:
+    """Refuse what the header already shows to be unusable."""
+    if info.width is not None and info.height is not None:
+        if info.width == 0 or info.height == 0:
+            raise ImageError(f"{info.format} header gives an empty size {info.width}x{info.height}")
+        if info.width * info.height > max_pixels:
+            raise ImageError(
+                f"{info.format} of {info.width}x{info.height} pixels is over --max-pixels "
+                f"{max_pixels:,} (refused before decoding)"
+            )
+    if info.truncated:
+        raise ImageError(f"truncated {info.format} file (it ends before the image data does)")
+
+
+def to_8bit(pixels: np.ndarray) -> np.ndarray:
+    if pixels.dtype == np.uint8:
+        return pixels
+    if pixels.dtype == np.uint16:
+        return (pixels >> 8).astype(np.uint8)
+    if pixels.dtype.kind == "f":
+        return np.clip(pixels * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    raise ImageError(f"unsupported pixel type {pixels.dtype}")
+
+
+def split_alpha(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """``[H, W]``, ``[H, W, 2|3|4]`` pixels → ``(HxWx3 BGR, alpha or None)``, 8 bits."""
+    pixels = to_8bit(pixels)
+    if pixels.ndim == 2:
+        return cv2.cvtColor(pixels, cv2.COLOR_GRAY2BGR), None
+    channels = pixels.shape[2]
+    if channels == 1:
+        return cv2.cvtColor(pixels[..., 0], cv2.COLOR_GRAY2BGR), None
+    if channels == 2:
+        return cv2.cvtColor(pixels[..., 0], cv2.COLOR_GRAY2BGR), pixels[..., 1].copy()
+    if channels == 3:
+        return pixels, None
+    return np.ascontiguousarray(pixels[..., :3]), pixels[..., 3].copy()
+
+
+def composite(bgr: np.ndarray, alpha: np.ndarray, background: int) -> np.ndarray:
+    """``HxWx3 uint8`` over a flat ``background`` grey level by ``alpha`` (0–255)."""
+    a = alpha.astype(np.float32)[..., None] / 255.0
+    return (bgr.astype(np.float32) * a + background * (1.0 - a) + 0.5).astype(np.uint8)
+
+
+def decode_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """Decode an image file's bytes; raises :class:`ImageError` with a one-line reason (no file
+    name: the caller's record carries it)."""
+    info = probe(data)
+    check_header(info, max_pixels)
     buf = np.frombuffer(data, np.uint8)
+    flags = cv2.IMREAD_UNCHANGED if info.alpha else cv2.IMREAD_COLOR
     try:
-        bgr = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        pixels = cv2.imdecode(buf, flags)
     except cv2.error as e:
-        raise ImageError(f"cannot decode {fmt}: {str(e).strip().splitlines()[-1]}") from e
-    if bgr is None:
-        raise ImageError(f"cannot decode {fmt} (corrupt or truncated file)")
-    if bgr.shape[0] * bgr.shape[1] > max_pixels:
-        raise ImageError(f"{bgr.shape[1]}x{bgr.shape[0]} is over --max-pixels {max_pixels:,}")
-    return DecodedImage(bgr, fmt)
+        raise ImageError(f"cannot decode {info.format}: {str(e).strip().splitlines()[-1]}") from e
+    if pixels is None:
+        raise ImageError(f"cannot decode {info.format} (corrupt file)")
+    if pixels.shape[0] * pixels.shape[1] > max_pixels:
+        raise ImageError(f"{pixels.shape[1]}x{pixels.shape[0]} is over --max-pixels {max_pixels:,}")
+
+    bgr, alpha = split_alpha(pixels)
+    image = DecodedImage(bgr, info.format)
+    if info.frames > 1:
+        image.notes.append(f"animated {info.format}: first of {info.frames} frames")
+    if info.icc_profile:
+        bgr, note = convert_to_srgb(bgr, info.icc_profile)
+        image.bgr = bgr
+        if note:
+            image.notes.append(note)
+    if alpha is not None and alpha.min() < 255:
+        image.alpha, image.colour = alpha, image.bgr
+        image.bgr = composite(image.bgr, alpha, NEUTRAL_GREY)
+        image.notes.append("transparency composited on grey for the saliency network")
+    return image
+
+
+def decode_file(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """Read and decode ``path`` (see :func:`decode_bytes`)."""
+    return decode_bytes(read_bytes(path), max_pixels)

@@ -35,17 +35,20 @@ def read_path_list(stream: Iterable[str] | str, nul: bool) -> list[str]:
 
 
 def matches(rel: PurePosixPath, include: tuple[str, ...], exclude: tuple[str, ...]) -> bool:
-    """Glob filters, tried on the relative path and on the bare file name."""
+    """Glob filters, tried on the relative path and on the bare file name, ignoring case (as
+    the extension check does)."""
+    path, name = str(rel).lower(), rel.name.lower()
 
     def hit(pattern: str) -> bool:
-        return fnmatch.fnmatch(str(rel), pattern) or fnmatch.fnmatch(rel.name, pattern)
+        pattern = pattern.lower()
+        return fnmatch.fnmatchcase(path, pattern) or fnmatch.fnmatchcase(name, pattern)
 
     if include and not any(hit(p) for p in include):
         return False
     return not any(hit(p) for p in exclude)
 
 
-def walk(root: Path) -> Iterator[InputItem]:
+def walk(root: Path, skip: frozenset[tuple[int, int]] = frozenset()) -> Iterator[InputItem]:
     """Image files under ``root``: each folder's files in name order, then its subfolders in
     name order (depth first); hidden entries skipped; symlinked folders are followed once (a
     link back into a visited folder is reported, not looped through)."""
@@ -56,6 +59,8 @@ def walk(root: Path) -> Iterator[InputItem]:
         try:
             st = folder.stat()
             key = (st.st_dev, st.st_ino)
+            if key in skip:  # one of this run's own output folders
+                continue
             if key in seen:
                 yield InputItem(
                     folder,
@@ -84,24 +89,49 @@ def walk(root: Path) -> Iterator[InputItem]:
                 is_dir = False
             if is_dir and path.suffix.lower() not in IMAGE_EXTENSIONS:
                 subfolders.append(path)
-            elif path.suffix.lower() in IMAGE_EXTENSIONS:
+            elif path.suffix.lower() in IMAGE_EXTENSIONS and _key(path) not in skip:
                 # a folder named like an image is reported by decode, not silently skipped
                 yield InputItem(path, rel)
         stack.extend(reversed(subfolders))
 
 
+def _key(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def file_rel(raw: str) -> PurePosixPath:
+    """Where a file given directly writes its outputs: its relative path when it is given as
+    one inside the current folder (``find . -name '*.jpg'`` mirrors the tree), else its name."""
+    path = PurePosixPath(Path(raw).as_posix())
+    parts = [p for p in path.parts if p not in ("", ".")]
+    if path.is_absolute() or ".." in parts or not parts:
+        return PurePosixPath(path.name)
+    return PurePosixPath(*parts)
+
+
 def discover(
-    inputs: Iterable[str], include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()
+    inputs: Iterable[str],
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    skip: Iterable[Path] = (),
 ) -> list[InputItem]:
-    """Expand inputs in order: a folder is walked recursively, a file is taken as given."""
+    """Expand inputs in order: a folder is walked recursively, a file is taken as given.
+    Paths in ``skip`` (this run's output folders and files) are never taken as inputs."""
+    skip_keys = frozenset(k for k in (_key(Path(p)) for p in skip) if k is not None)
     items: list[InputItem] = []
     for raw in inputs:
         path = Path(raw)
         if path.is_dir() and path.suffix.lower() not in IMAGE_EXTENSIONS:
-            items.extend(i for i in walk(path) if i.error or matches(i.rel, include, exclude))
+            items.extend(
+                i for i in walk(path, skip_keys) if i.error or matches(i.rel, include, exclude)
+            )
         elif path.exists() or path.is_symlink():
-            rel = PurePosixPath(path.name)
-            if matches(rel, include, exclude):
+            rel = file_rel(raw)
+            if matches(rel, include, exclude) and _key(path) not in skip_keys:
                 items.append(InputItem(path, rel))
         else:
             items.append(InputItem(path, PurePosixPath(path.name), "no such file or folder"))

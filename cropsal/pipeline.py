@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from cropsal.api import Cropper, choose_crops
-from cropsal.decode import DEFAULT_MAX_PIXELS, DecodedImage, decode_file
+from cropsal.decode import DEFAULT_MAX_PIXELS, DecodedImage, composite, decode_file
 from cropsal.discover import InputItem
 from cropsal.errors import CropsalError, OutputError
 from cropsal.geometry import Box, Target
@@ -50,6 +50,7 @@ class Work:
     net_input: np.ndarray | None = None
     net_map: np.ndarray | None = None
     asymmetry: float | None = None
+    existing: frozenset[Path] = frozenset()  # outputs already there, kept (--skip-existing)
 
 
 class CropJob:
@@ -58,6 +59,7 @@ class CropJob:
     def __init__(self, cropper: Cropper, options: JobOptions) -> None:
         self.cropper = cropper
         self.options = options
+        self.finishing: deque[Future] = deque()  # crops being written, in input order
 
     def run(self, items: list[InputItem]) -> Iterator[ImageRecord]:
         """Yield one record per item, in input order."""
@@ -69,7 +71,7 @@ class CropJob:
         batches = [works[k : k + size] for k in range(0, len(works), size)]
 
         pool = ThreadPoolExecutor(max(1, self.options.jobs), thread_name_prefix="cropsal")
-        finishing: deque[Future] = deque()
+        self.finishing = deque()
         try:
             decoding = [pool.submit(self.decode, w) for w in batches[0]] if batches else []
             for k, batch in enumerate(batches):
@@ -78,16 +80,27 @@ class CropJob:
                 if k + 1 < len(batches):
                     decoding = [pool.submit(self.decode, w) for w in batches[k + 1]]
                 self.infer(batch)
-                finishing.extend(pool.submit(self.finish, w) for w in batch)
+                self.finishing.extend(pool.submit(self.finish, w) for w in batch)
                 # hand back what is done, in order, keeping at most two batches in flight
-                while finishing and (finishing[0].done() or len(finishing) > 2 * size):
-                    yield finishing.popleft().result()
-            while finishing:
-                yield finishing.popleft().result()
+                while self.finishing and (
+                    self.finishing[0].done() or len(self.finishing) > 2 * size
+                ):
+                    yield self.finishing.popleft().result()
+            while self.finishing:
+                yield self.finishing.popleft().result()
         except BaseException:
+            # stop cleanly: queued work is cancelled, images being written are completed
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
+
+    def drain(self) -> Iterator[ImageRecord]:
+        """After an interrupt: the records of images that were completed but not yet handed
+        back, in order (call once :meth:`run` has raised)."""
+        for future in self.finishing:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                yield future.result()
+        self.finishing = deque()
 
     # --- stages -------------------------------------------------------------------------
 
@@ -105,6 +118,8 @@ class CropJob:
             if spec.skip_existing and len(existing) == len(outputs):
                 w.record.skipped = True
                 return
+            if spec.skip_existing:
+                w.existing = frozenset(existing)
             if not spec.skip_existing:
                 w.record.error = (
                     f"output exists: {existing[0]} (use --overwrite or --skip-existing)"
@@ -130,6 +145,15 @@ class CropJob:
             for w, m in zip(ready, self.cropper.model.run([w.net_input for w in ready])):
                 w.net_map, w.net_input = m, None
 
+    def output_pixels(self, image: DecodedImage) -> np.ndarray:
+        """What crops are cut from: BGRA when the image has transparency and the output format
+        keeps it (PNG, WebP), else BGR (transparency composited on white for JPEG)."""
+        if image.alpha is None:
+            return image.bgr
+        if self.options.output and self.options.output.format in ("png", "webp"):
+            return np.dstack([image.colour, image.alpha])
+        return composite(image.colour, image.alpha, 255)
+
     def finish(self, w: Work) -> ImageRecord:
         """Choose the crops, then cut, encode and write them (in a worker thread)."""
         if w.record.error or w.record.skipped or w.net_map is None:
@@ -138,23 +162,23 @@ class CropJob:
         height, width = bgr.shape[:2]
         rec = w.record
         rec.width, rec.height, rec.format = width, height, w.image.format
+        rec.notes = list(w.image.notes)
         try:
             log_density = self.cropper.fit_map(w.net_map, width, height)
             point, crops = choose_crops(
                 log_density, width, height, self.options.targets, self.cropper.policy, w.asymmetry
             )
             rec.salient_point = {"x": point.x, "y": point.y}
+            spec = self.options.output
+            source = self.output_pixels(w.image) if spec else None
             for target, c in zip(self.options.targets, crops):
                 out = None
-                if self.options.output:
-                    path = crop_path(self.options.output, w.stem, target)
+                if spec:
+                    path = crop_path(spec, w.stem, target)
                     box = Box(c.x, c.y, c.width, c.height)
-                    data = encode(
-                        cut(bgr, box, target.size),
-                        self.options.output.format,
-                        self.options.output.quality,
-                    )
-                    atomic_write(path, data)
+                    if path not in w.existing:
+                        data = encode(cut(source, box, target.size), spec.format, spec.quality)
+                        atomic_write(path, data)
                     out = str(path)
                 rec.crops.append(
                     CropRecord(c.aspect, c.x, c.y, c.width, c.height, out, c.rule, c.confidence)

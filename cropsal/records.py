@@ -30,6 +30,7 @@ class ImageRecord:
     error: str | None = None
     skipped: bool = False  # --skip-existing found every output already there
     format: str | None = None
+    notes: list[str] = field(default_factory=list)  # e.g. "animated GIF: first of 3 frames"
     heatmap: str | None = None
     saliency_map: str | None = None
 

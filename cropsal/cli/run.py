@@ -31,8 +31,10 @@ def stdin_paths(nul: bool) -> list[str]:
 
 @contextmanager
 def json_sink(path: str | None) -> Iterator[IO[str] | None]:
-    """A text stream for JSON Lines: stdout for ``-``; for a file, a temporary file beside it,
-    renamed into place when the run ends (even an interrupted one), so no line is cut short."""
+    """A text stream for JSON Lines: stdout for ``-``; for a regular file (new or existing,
+    symlinks followed), a temporary file beside it, renamed into place when the run ends (even an
+    interrupted one), so no line is cut short; anything else (a device, a named pipe) is opened
+    and written directly."""
     if path is None:
         yield None
         return
@@ -40,14 +42,21 @@ def json_sink(path: str | None) -> Iterator[IO[str] | None]:
         yield sys.stdout
         sys.stdout.flush()
         return
-    target = Path(path)
+    target = Path(path).resolve()
+    if target.exists() and not target.is_file():
+        try:
+            with open(target, "w", encoding="utf-8") as stream:
+                yield stream
+        except OSError as e:
+            raise OutputError(f"{path}: cannot write JSON: {e.strerror or e}") from e
+        return
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     except OSError as e:
-        raise OutputError(f"{target}: cannot write JSON: {e.strerror or e}") from e
-    stream = os.fdopen(fd, "w", encoding="utf-8")
+        raise OutputError(f"{path}: cannot write JSON: {e.strerror or e}") from e
     os.fchmod(fd, FILE_MODE)
+    stream = os.fdopen(fd, "w", encoding="utf-8")
     try:
         yield stream
     finally:
@@ -56,7 +65,7 @@ def json_sink(path: str | None) -> Iterator[IO[str] | None]:
             os.replace(tmp, target)
         except OSError as e:
             os.unlink(tmp)
-            raise OutputError(f"{target}: cannot write JSON: {e.strerror or e}") from e
+            raise OutputError(f"{path}: cannot write JSON: {e.strerror or e}") from e
 
 
 @contextmanager
@@ -113,24 +122,39 @@ def run_crop(
     expanded: list[str] = []
     for raw in inputs:
         expanded.extend(stdin_paths(nul) if raw == "-" else [raw])
-    items = discover(expanded, include, exclude)
+    # our own outputs are never inputs (an output folder inside an input folder)
+    own = [p for p in (outdir, heatmaps) if p is not None]
+    if json_path not in (None, "-"):
+        own.append(Path(json_path))
+    items = discover(expanded, include, exclude, skip=own)
     if not items:
-        log.warning("no images found in %s", ", ".join(inputs))
+        filters = " (with --include/--exclude filters)" if include or exclude else ""
+        log.warning("no images found in %s%s", ", ".join(inputs), filters)
 
     cropper = Cropper(model_path, device=device, threads=jobs, policy=PolicyConfig(zoom=zoom))
-    log.info("provider: %s; %d worker threads; batch size %d", cropper.provider, jobs, batch_size)
+    log.info("batch size %d, %d worker threads", batch_size, jobs)
     spec = OutputSpec(outdir, fmt, quality, overwrite, skip_existing) if outdir else None
     job = CropJob(cropper, JobOptions(targets, spec, heatmaps, max_pixels, batch_size, jobs))
 
     counts = {"cropped": 0, "failed": 0, "skipped": 0}
     show_progress = not quiet and sys.stderr.isatty()
     with json_sink(json_path) as sink, progress_bar(len(items), show_progress) as advance:
-        for record in job.run(items):
+
+        def emit(record: ImageRecord) -> None:
             report(record, counts)
             if sink is not None:
                 sink.write(record.to_json() + "\n")
                 sink.flush()
             advance()
+
+        try:
+            for record in job.run(items):
+                emit(record)
+        except KeyboardInterrupt:
+            # images whose crops were written before the interrupt still get their record
+            for record in job.drain():
+                emit(record)
+            raise
 
     if not quiet:
         seconds = time.monotonic() - started

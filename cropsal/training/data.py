@@ -108,12 +108,18 @@ def fixation_cells(
 
 
 def sample_batch(
-    images: list[CachedImage], batch_size: int, rng: np.random.Generator, stride: int
+    images: list[CachedImage],
+    batch_size: int,
+    rng: np.random.Generator,
+    stride: int,
+    long_side: int = 256,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """A batch of views of one shape: ``[B, 3, h, w]`` float32 BGR 0–255 and, per view, the flat
-    map cells of its fixations (views that lost every fixation to the crop are redrawn)."""
+    map cells of its fixations (views that lost every fixation to the crop are redrawn).
+    ``BATCH_SHAPES`` are scaled to ``long_side`` (multiples of 16)."""
     shapes, weights = zip(*BATCH_SHAPES)
-    size = shapes[rng.choice(len(shapes), p=np.array(weights) / sum(weights))]
+    w, h = shapes[rng.choice(len(shapes), p=np.array(weights) / sum(weights))]
+    size = (round(w * long_side / 256 / 16) * 16, round(h * long_side / 256 / 16) * 16)
     views, cells = [], []
     while len(views) < batch_size:
         view, xs, ys = random_view(images[rng.integers(len(images))], size, rng)

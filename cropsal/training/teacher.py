@@ -41,7 +41,9 @@ class TeacherConfig:
         ]
     )
     split: str = "train"  # images trained on; validation always uses the "val" split
-    long_side: int = 256  # of the network input at validation and at run time
+    long_side: int = 256  # of the network input in training, validation and at run time
+    cache_long_side: int = 320  # images are kept in memory at this long side
+    init_from: str = ""  # checkpoint.pt whose network weights start this run ("": ImageNet)
     steps: int = 3000
     batch_size: int = 8
     lr_head: float = 3e-3
@@ -116,9 +118,13 @@ def train_teacher(cfg: TeacherConfig, out: Path, smoke: bool = False) -> Path:
 
     sets = [load_fixation_set(p) for p in cfg.datasets]
     baseline = CentreBiasBaseline.fit(sets, "train")
-    images = cache_images(sets, cfg.split, limit=8 if smoke else 0)
+    images = cache_images(sets, cfg.split, cfg.cache_long_side, limit=8 if smoke else 0)
 
-    model = SaliencyNet(cfg.net, imagenet=True)
+    model = SaliencyNet(cfg.net, imagenet=not cfg.init_from)
+    if cfg.init_from:
+        state = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        log.info("started from %s", cfg.init_from)
     for i, block in enumerate(model.features):
         block.requires_grad_(i >= cfg.freeze_blocks)
     head = list(model.readout.parameters()) + list(model.centre_bias.parameters())
@@ -148,7 +154,7 @@ def train_teacher(cfg: TeacherConfig, out: Path, smoke: bool = False) -> Path:
         for g, lr in zip(opt.param_groups, base_lrs):
             g["lr"] = lr * scale
 
-        batch, cells = sample_batch(images, cfg.batch_size, rng, model.stride)
+        batch, cells = sample_batch(images, cfg.batch_size, rng, model.stride, cfg.long_side)
         loss = fixation_nll(model(batch), cells)
         opt.zero_grad(set_to_none=True)
         loss.backward()
