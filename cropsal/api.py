@@ -85,7 +85,7 @@ def choose_crops(
 ) -> tuple[Point, list[Crop]]:
     """Crops of a ``width × height`` image for ``targets``, from an ``[h, w]`` log-density that
     covers the whole image; ``asymmetry`` is the image's :func:`mirror_asymmetry`, if known."""
-    density = cell_density(log_density)
+    density = cell_density(log_density, policy.temperature)
     crops = []
     for t in targets:
         p = place_window(density, width, height, t.ratio, policy, asymmetry)

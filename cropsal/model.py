@@ -93,7 +93,11 @@ class SaliencyModel:
         self.input_name = self.session.get_inputs()[0].name
         self.provider = self.session.get_providers()[0]
         log.info(
-            "model %s on %s (%d threads)", self.name, self.provider, options.intra_op_num_threads
+            "model %s on %s (%d ONNX Runtime thread%s)",
+            self.name,
+            self.provider,
+            options.intra_op_num_threads,
+            "" if options.intra_op_num_threads == 1 else "s",
         )
 
     def resize(self, bgr: np.ndarray) -> np.ndarray:

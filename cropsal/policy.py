@@ -37,6 +37,10 @@ class PolicyConfig:
     shape_tolerance: float = 0.02  # relative aspect difference treated as the same shape
     flat_entropy: float = 0.985  # map entropy / log(cells) above which the map is "flat"
     symmetry: float = 0.12  # mirror_asymmetry below which an image counts as symmetric (~2 %)
+    # The peak cell stays this fraction of the window inside its edges. Off: on the validation
+    # fixations, 0.1 keeps fewer fixations in every aspect (pooled 16:9 0.956 → 0.953).
+    peak_margin: float = 0.0
+    temperature: float = 1.0  # the crop decision uses p ** temperature, renormalised
     zoom: float = 1.0  # smallest window scale allowed (1: never zoom)
     zoom_keep: float = 0.9  # share of the full window's mass a zoomed window must keep
 
@@ -53,9 +57,10 @@ class Placement:
     confidence: float
 
 
-def cell_density(log_density: np.ndarray) -> np.ndarray:
-    """``[h, w]`` log-density → ``[h, w]`` float64 probabilities summing to 1."""
-    p = np.exp(log_density.astype(np.float64) - log_density.max())
+def cell_density(log_density: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """``[h, w]`` log-density → ``[h, w]`` float64 probabilities summing to 1, optionally
+    sharpened (``temperature`` > 1) or flattened (< 1)."""
+    p = np.exp(temperature * (log_density.astype(np.float64) - log_density.max()))
     return p / p.sum()
 
 
@@ -92,6 +97,18 @@ def window_masses(profile: np.ndarray, extent: int, window: int) -> np.ndarray:
     cdf = np.concatenate([[0.0], np.cumsum(profile)])
     starts = np.arange(extent - window + 1, dtype=np.float64)
     return np.interp(starts + window, knots, cdf) - np.interp(starts, knots, cdf)
+
+
+def keep_peak_inside(masses: np.ndarray, peak: int, window: int, margin: float) -> np.ndarray:
+    """``masses`` with the offsets whose window would hold ``peak`` (pixels) less than
+    ``margin × window`` from an edge set to −1, unless no offset qualifies."""
+    if margin <= 0:
+        return masses
+    starts = np.arange(masses.size)
+    inside = (peak >= starts + margin * window) & (peak <= starts + (1 - margin) * window)
+    if not inside.any():
+        return masses
+    return np.where(inside, masses, -1.0)
 
 
 def best_offset(masses: np.ndarray) -> int:
@@ -163,11 +180,13 @@ def place_window(
     """Window of aspect ``ratio`` (w / h) in a ``width × height`` image, from ``density``
     (``[h, w]`` probabilities over the whole image); ``asymmetry`` is
     :func:`mirror_asymmetry` of the image, when known."""
-    if abs(np.log((width / height) / ratio)) <= np.log1p(config.shape_tolerance):
-        return Placement(Box(0, 0, width, height), "whole", 1.0)
     cw, ch = largest_window(width, height, ratio)
-    if cw == width and ch == height:
-        return Placement(Box(0, 0, width, height), "whole", 1.0)
+    same_shape = abs(np.log((width / height) / ratio)) <= np.log1p(config.shape_tolerance)
+    if same_shape or (cw == width and ch == height):
+        whole = Placement(Box(0, 0, width, height), "whole", 1.0)
+        if config.zoom < 1.0 and not same_shape:
+            return zoom_in(density, width, height, whole, config)
+        return whole
 
     horizontal = cw < width
     if normalised_entropy(density) >= config.flat_entropy:
@@ -177,12 +196,17 @@ def place_window(
         box = centred(width, height, cw, ch)
         return Placement(box, "symmetric", box_mass(density, width, height, box))
 
+    peak_x, peak_y = salient_point(density, width, height)
     if horizontal:
-        masses = window_masses(density.sum(axis=0), width, cw)
+        masses = keep_peak_inside(
+            window_masses(density.sum(axis=0), width, cw), peak_x, cw, config.peak_margin
+        )
         x = best_offset(masses)
         best = Placement(Box(x, 0, cw, ch), "mass", float(masses[x]))
     else:
-        masses = window_masses(density.sum(axis=1), height, ch)
+        masses = keep_peak_inside(
+            window_masses(density.sum(axis=1), height, ch), peak_y, ch, config.peak_margin
+        )
         y = best_offset(masses)
         best = Placement(Box(0, y, cw, ch), "mass", float(masses[y]))
     if config.zoom < 1.0:

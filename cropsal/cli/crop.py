@@ -72,9 +72,9 @@ def _targets(aspects: tuple[str, ...], sizes: tuple[str, ...]):
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["jpg", "png", "webp"]),
+    type=click.Choice(["jpg", "jpeg", "png", "webp"], case_sensitive=False),
     default="jpg",
-    help="Format of the crops.",
+    help="Format of the crops (jpeg is jpg).",
 )
 @click.option("--quality", type=click.IntRange(1, 100), default=90, help="JPEG/WebP quality.")
 @click.option(
@@ -174,6 +174,7 @@ def crop(
     Exit status: 0 all images cropped, 1 some inputs failed, 2 usage error, 130 interrupted.
     """
     configure_logging(-1 if quiet else verbose)
+    fmt = "jpg" if fmt.lower() == "jpeg" else fmt.lower()
     targets = _targets(aspects, sizes)
     if outdir is None and json_path is None and heatmaps is None:
         raise click.UsageError("nothing to write: give -o OUTDIR, --json PATH or --heatmaps DIR")

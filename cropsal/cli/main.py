@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import ClassVar
 
@@ -59,6 +60,10 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("cropsal: interrupted", err=True)
         sys.exit(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        # the reader of stdout went away (`cropsal crop … --json - | head -1`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(ExitCode.INPUTS_FAILED)
     sys.exit(int(status) if isinstance(status, int) else ExitCode.OK)
 
 
