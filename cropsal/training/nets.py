@@ -30,6 +30,7 @@ class NetConfig:
     readout: list[int] = field(default_factory=lambda: [32, 16])
     blur_sigma: float = 1.5  # in output cells (stride 8)
     dropout: float = 0.3
+    hidden: list[int] = field(default_factory=list)  # pruned widths of blocks 1…; [] = MobileNetV2
 
 
 class GaussianBlur(nn.Module):
@@ -91,7 +92,7 @@ class SaliencyNet(nn.Module):
     def __init__(self, config: NetConfig, imagenet: bool = True) -> None:
         super().__init__()
         self.config = config
-        self.features = build_features(max(config.taps) + 1)
+        self.features = build_features(max(config.taps) + 1, config.hidden or None)
         if imagenet:
             load_imagenet(self.features)
         mean = torch.tensor(IMAGENET_MEAN_RGB[::-1]).view(1, 3, 1, 1) * 255.0
