@@ -99,7 +99,12 @@ def parse_profile(icc: bytes) -> RGBProfile | str:
                 for i in range(3)
             ]
         )
-        curves = [_curve(tags[t]) for t in (b"rTRC", b"gTRC", b"bTRC")]
+        with np.errstate(all="ignore"):
+            curves = [_curve(tags[t]) for t in (b"rTRC", b"gTRC", b"bTRC")]
+        if not all(np.isfinite(c).all() and c.min() >= -0.01 and c.max() <= 1.5 for c in curves):
+            return f"ICC profile {name!r} has invalid tone curves; not converted"
+        if not np.isfinite(matrix).all() or abs(np.linalg.det(matrix)) < 1e-6:
+            return f"ICC profile {name!r} has an invalid colorant matrix; not converted"
         return RGBProfile(name, matrix, curves)
     except (struct.error, ValueError, IndexError, KeyError, ZeroDivisionError) as e:
         return f"unreadable ICC profile ({e}); not converted"

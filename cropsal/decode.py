@@ -23,15 +23,41 @@ from cropsal.errors import ImageError
 from cropsal.probe import ImageInfo, probe
 
 log = logging.getLogger(__name__)
+# OpenCV's own decoder messages would appear on stderr without the file's name; cropsal reports
+# every failure itself, with the name.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
+# EXIF orientation → the operations that display the stored pixels upright
+ORIENT = {
+    2: lambda a: cv2.flip(a, 1),
+    3: lambda a: cv2.rotate(a, cv2.ROTATE_180),
+    4: lambda a: cv2.flip(a, 0),
+    5: lambda a: cv2.flip(cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE), 1),
+    6: lambda a: cv2.rotate(a, cv2.ROTATE_90_CLOCKWISE),
+    7: lambda a: cv2.flip(cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE), 1),
+    8: lambda a: cv2.rotate(a, cv2.ROTATE_90_COUNTERCLOCKWISE),
+}
 
 DEFAULT_MAX_PIXELS = 200_000_000
 NEUTRAL_GREY = 128  # background under transparent pixels, for the network
 
 
+REDUCED_FLAGS = {
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
+
+
 @dataclass
 class DecodedImage:
-    bgr: np.ndarray  # [H, W, 3] uint8 BGR, displayed orientation, sRGB; alpha composited on grey
+    """Pixels of one image. ``width × height`` is the displayed size in full-resolution
+    pixels; ``bgr`` may be smaller when a JPEG was decoded at a reduced scale."""
+
+    bgr: np.ndarray  # [h, w, 3] uint8 BGR, displayed orientation, sRGB; alpha composited on grey
     format: str
+    width: int = 0
+    height: int = 0
     alpha: np.ndarray | None = None  # [H, W] uint8 (255 opaque), None when fully opaque
     colour: np.ndarray | None = None  # [H, W, 3] uint8 BGR before compositing (when alpha)
     notes: list[str] = field(default_factory=list)
@@ -97,13 +123,25 @@ def composite(bgr: np.ndarray, alpha: np.ndarray, background: int) -> np.ndarray
     return (bgr.astype(np.float32) * a + background * (1.0 - a) + 0.5).astype(np.uint8)
 
 
-def decode_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+def reduction(info: ImageInfo, shrink: float) -> int:
+    """JPEG DCT-domain scale 1, 2, 4 or 8: the largest not above ``shrink`` (how much smaller
+    than full resolution the caller can use the pixels)."""
+    if info.format != "JPEG" or info.width is None:
+        return 1
+    return max([1] + [r for r in REDUCED_FLAGS if r <= shrink])
+
+
+def decode_bytes(
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, shrink: float = 1.0
+) -> DecodedImage:
     """Decode an image file's bytes; raises :class:`ImageError` with a one-line reason (no file
-    name: the caller's record carries it)."""
+    name: the caller's record carries it). ``shrink`` ≥ 1 allows a JPEG to be decoded at up to
+    that many times fewer pixels per side (libjpeg's scaled decoding, 1/2, 1/4 or 1/8)."""
     info = probe(data)
     check_header(info, max_pixels)
     buf = np.frombuffer(data, np.uint8)
-    flags = cv2.IMREAD_UNCHANGED if info.alpha else cv2.IMREAD_COLOR
+    factor = reduction(info, shrink)
+    flags = cv2.IMREAD_UNCHANGED if info.alpha else REDUCED_FLAGS.get(factor, cv2.IMREAD_COLOR)
     try:
         pixels = cv2.imdecode(buf, flags)
     except cv2.error as e:
@@ -113,8 +151,14 @@ def decode_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedIm
     if pixels.shape[0] * pixels.shape[1] > max_pixels:
         raise ImageError(f"{pixels.shape[1]}x{pixels.shape[0]} is over --max-pixels {max_pixels:,}")
 
+    if flags == cv2.IMREAD_UNCHANGED and info.orientation in ORIENT:
+        pixels = ORIENT[info.orientation](pixels)  # OpenCV turns only what it decodes as colour
     bgr, alpha = split_alpha(pixels)
-    image = DecodedImage(bgr, info.format)
+    height, width = bgr.shape[:2]
+    if factor > 1:  # displayed full-resolution size: the header's, turned as EXIF turned it
+        turned = (height > width) != (info.height > info.width)
+        width, height = (info.height, info.width) if turned else (info.width, info.height)
+    image = DecodedImage(bgr, info.format, width, height, notes=list(info.problems))
     if info.frames > 1:
         image.notes.append(f"animated {info.format}: first of {info.frames} frames")
     if info.icc_profile:
@@ -129,6 +173,8 @@ def decode_bytes(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedIm
     return image
 
 
-def decode_file(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+def decode_file(
+    path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, shrink: float = 1.0
+) -> DecodedImage:
     """Read and decode ``path`` (see :func:`decode_bytes`)."""
-    return decode_bytes(read_bytes(path), max_pixels)
+    return decode_bytes(read_bytes(path), max_pixels, shrink)

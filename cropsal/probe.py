@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cropsal.errors import ImageError
+
+MAX_ICC_BYTES = 4 << 20  # a larger embedded profile (compressed or not) is ignored
 
 
 @dataclass
@@ -23,6 +25,8 @@ class ImageInfo:
     alpha: bool = False
     truncated: bool = False
     icc_profile: bytes | None = None
+    orientation: int = 1  # EXIF orientation found in a PNG eXIf or WebP EXIF chunk (1–8)
+    problems: list[str] = field(default_factory=list)  # parts of the header that were ignored
 
 
 SIGNATURES = [
@@ -137,17 +141,60 @@ def _png(data: bytes, info: ImageInfo) -> None:
         elif kind == b"tRNS":
             info.alpha = True
         elif kind == b"iCCP":
-            name_end = body.index(b"\x00")
-            info.icc_profile = zlib.decompress(body[name_end + 2 :])
+            info.icc_profile = _inflate_profile(body, info)
+        elif kind == b"eXIf":
+            info.orientation = exif_orientation(body)
         elif kind == b"acTL":
             (frames,) = struct.unpack(">I", body[:4])
         elif kind == b"IDAT":
             idat = True
-        elif kind == b"IEND":
+        if (
+            zlib.crc32(data[pos + 4 : pos + 8 + length])
+            != struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])[0]
+        ):
+            raise ImageError(f"corrupt PNG (bad checksum in {kind.decode('latin-1')!r} chunk)")
+        if kind == b"IEND":
             info.truncated = not idat
             info.frames = max(1, frames)
             return
         pos += 12 + length
+
+
+def _inflate_profile(body: bytes, info: ImageInfo) -> bytes | None:
+    """The profile of an ``iCCP`` chunk (name, NUL, method, zlib data), inflated at most to
+    ``MAX_ICC_BYTES``; ``None`` (with a note) when it is malformed or larger."""
+    name_end = body.find(b"\x00")
+    if name_end < 0:
+        info.problems.append("malformed ICC profile chunk ignored")
+        return None
+    inflater = zlib.decompressobj()
+    profile = inflater.decompress(body[name_end + 2 :], MAX_ICC_BYTES)
+    if inflater.unconsumed_tail:
+        info.problems.append(f"ICC profile over {MAX_ICC_BYTES >> 20} MB ignored")
+        return None
+    return profile
+
+
+def exif_orientation(tiff: bytes) -> int:
+    """The Orientation tag (0x0112) of a TIFF-structured EXIF block, 1 when absent or invalid."""
+    if tiff.startswith(b"Exif\x00\x00"):
+        tiff = tiff[6:]
+    if tiff[:2] not in (b"II", b"MM") or len(tiff) < 8:
+        return 1
+    order = "<" if tiff[:2] == b"II" else ">"
+    try:
+        (ifd,) = struct.unpack(order + "I", tiff[4:8])
+        (count,) = struct.unpack(order + "H", tiff[ifd : ifd + 2])
+        for k in range(count):
+            tag, _, _, value = struct.unpack(
+                order + "HHI4s", tiff[ifd + 2 + 12 * k : ifd + 14 + 12 * k]
+            )
+            if tag == 0x0112:
+                (v,) = struct.unpack(order + "H", value[:2])
+                return v if 1 <= v <= 8 else 1
+    except struct.error:
+        return 1
+    return 1
 
 
 def _gif(data: bytes, info: ImageInfo) -> None:
@@ -165,6 +212,9 @@ def _gif(data: bytes, info: ImageInfo) -> None:
             pos = _skip_sub_blocks(data, pos + 2)
         elif block == 0x2C:  # image descriptor, optional local table, LZW size, sub-blocks
             frames += 1
+            left, top, fw, fh = struct.unpack("<HHHH", data[pos + 1 : pos + 9])
+            if left + fw > info.width or top + fh > info.height:
+                raise ImageError(f"corrupt GIF (frame {frames} lies outside the image)")
             local = data[pos + 9]
             pos += 10 + (3 * 2 ** ((local & 7) + 1) if local & 0x80 else 0)
             pos = _skip_sub_blocks(data, pos + 1)
@@ -206,7 +256,9 @@ def _webp(data: bytes, info: ImageInfo) -> None:
         elif kind == b"ANMF":
             frames += 1
         elif kind == b"ICCP":
-            info.icc_profile = body
+            info.icc_profile = body if size <= MAX_ICC_BYTES else None
+        elif kind == b"EXIF":
+            info.orientation = exif_orientation(body)
         pos += 8 + size + (size & 1)
     info.frames = max(1, frames)
 

@@ -8,6 +8,8 @@ The functions return bytes, or write files and return what a test needs to check
 from __future__ import annotations
 
 import io
+import itertools
+import os
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -34,7 +36,7 @@ def stripes(width: int, height: int, colours=(RED, GREEN, BLUE)) -> np.ndarray:
 def stripe_centres(width: int, n: int = 3) -> list[int]:
     """x of the middle of each of ``n`` equal stripes across ``width``."""
     edges = np.linspace(0, width, n + 1)
-    return [int((a + b) / 2) for a, b in zip(edges[:-1], edges[1:])]
+    return [int((a + b) / 2) for a, b in itertools.pairwise(edges)]
 
 
 def textured(width: int, height: int, seed: int = 0) -> np.ndarray:
@@ -220,7 +222,7 @@ ADOBE_PRIMARIES = ((0.64, 0.33), (0.21, 0.71), (0.15, 0.06))
 
 
 def _s15(v: float) -> bytes:
-    return struct.pack(">i", int(round(v * 65536)))
+    return struct.pack(">i", round(v * 65536))
 
 
 def _xyz_tag(xyz) -> bytes:
@@ -229,7 +231,7 @@ def _xyz_tag(xyz) -> bytes:
 
 def curv_gamma(gamma: float) -> bytes:
     """A ``curv`` tag holding a single gamma (u8Fixed8)."""
-    return b"curv\0\0\0\0" + struct.pack(">IH", 1, int(round(gamma * 256)))
+    return b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256))
 
 
 def curv_table(values: np.ndarray) -> bytes:
@@ -429,19 +431,20 @@ def write_valid_corpus(root: Path) -> dict[str, Expect]:
 
     grey = np.asarray(Image.fromarray(pic).convert("L"))
     add("grey.jpg", pil_bytes(grey, "JPEG", quality=95), Expect(120, 80, np.dstack([grey] * 3)))
-    add("grey.png", pil_bytes(grey, "PNG"), Expect(120, 80, np.dstack([grey] * 3), tolerance=0))
+    add("grey_png.png", pil_bytes(grey, "PNG"), Expect(120, 80, np.dstack([grey] * 3), tolerance=0))
 
     shown = marked(ORIENT_W, ORIENT_H)
     for o in range(1, 9):
         add(f"orient/exif{o}.jpg", exif_jpeg(shown, o), Expect(ORIENT_W, ORIENT_H, shown))
 
     add("rgb8.png", pil_bytes(pic, "PNG"), Expect(120, 80, pic, tolerance=0))
-    deep = pic.astype(np.uint16) * 257 + 100  # 16 bits whose high byte is the 8-bit picture
-    add("rgb16.png", cv2_bytes(deep[..., ::-1], ".png"), Expect(120, 80, pic, tolerance=0))
+    deep = pic.astype(np.uint16) * 256 + 0xA5  # 16 bits whose high byte is the 8-bit picture
+    add("rgb16.png", cv2_bytes(deep[..., ::-1], ".png"), Expect(120, 80, pic, tolerance=0.5))
     pal = Image.fromarray(bands).quantize(colors=4)
     add("palette.png", pil_bytes(pal, "PNG"), Expect(90, 40, bands, tolerance=0))
-    pal_t = Image.fromarray(np.repeat(np.repeat(np.array([[0, 1, 2]], np.uint8), 30, 1), 40, 0))
-    pal_t = pal_t.convert("L").point(lambda v: v).convert("P")
+    index = np.zeros((40, 90), np.uint8)
+    index[:, 30:60], index[:, 60:] = 1, 2
+    pal_t = Image.frombytes("P", (90, 40), index.tobytes())
     pal_t.putpalette([255, 0, 0, 0, 255, 0, 0, 0, 255] + [0] * 759)
     rgba_pal = np.zeros((40, 90, 4), np.uint8)
     rgba_pal[:, :30] = (255, 0, 0, 0)  # index 0 is fully transparent via tRNS
@@ -466,13 +469,17 @@ def write_valid_corpus(root: Path) -> dict[str, Expect]:
         Expect(40, 30, np.full((30, 40, 3), RED, np.uint8), note="first of 3 frames"),
     )
     add(
-        "anim.webp",
+        "anim_webp.webp",
         animated("WEBP", colours, lossless=True),
         Expect(40, 30, np.full((30, 40, 3), RED, np.uint8), note="first of 3 frames"),
     )
     add("still.webp", pil_bytes(pic, "WEBP", quality=95), Expect(120, 80, pic, tolerance=6))
     add("pic.bmp", pil_bytes(pic, "BMP"), Expect(120, 80, pic, tolerance=0))
-    add("pic.tif", pil_bytes(pic, "TIFF", compression="tiff_lzw"), Expect(120, 80, pic, 0))
+    add(
+        "tiff_pic.tif",
+        pil_bytes(pic, "TIFF", compression="tiff_lzw"),
+        Expect(120, 80, pic, tolerance=0),
+    )
 
     patches = icc_patches()
     add(
@@ -575,11 +582,30 @@ def write_broken_corpus(root: Path) -> dict[str, Broken]:
     add("disguised/svg.png", XML_SVG_TEXT, "SVG", "unsupported", "svg")
     add("disguised/psd.tif", PSD_HEAD, "PSD", "unsupported", "psd")
 
+    (root / "dangling.jpg").symlink_to(root / "nowhere" / "gone.jpg")
+    files["dangling.jpg"] = Broken(("cannot read", "no such file"), "dangling symlink")
+    os.mkfifo(root / "pipe.png")  # must be refused, not opened (opening would block)
+    files["pipe.png"] = Broken(("not a regular file",), "named pipe")
+
     loop = root / "loop" / "inner"
     loop.mkdir(parents=True)
     (loop / "back").symlink_to(root / "loop", target_is_directory=True)
     files["loop/inner/back"] = Broken(("symlink loop",), "symlink loop")
     return files
+
+
+def png_bad_crc(png: bytes) -> bytes:
+    """``png`` with one byte of its first IDAT's data changed (the chunk CRC no longer fits)."""
+    data = bytearray(png)
+    data[png.index(b"IDAT") + 40] ^= 0xFF
+    return bytes(data)
+
+
+def gif_frame_outside_screen() -> bytes:
+    """A structurally complete GIF whose one frame is larger than its 10×10 logical screen."""
+    screen = b"GIF89a" + struct.pack("<HHBBB", 10, 10, 0x80, 0, 0) + b"\0\0\0\xff\xff\xff"
+    frame = b"\x2c" + struct.pack("<HHHHB", 0, 0, 600, 600, 0)
+    return screen + frame + b"\x02\x02\x44\x01\x00" + b"\x3b"
 
 
 def write_unsupported_named(root: Path) -> dict[str, Broken]:
