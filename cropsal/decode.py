@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,15 +132,21 @@ def reduction(info: ImageInfo, shrink: float) -> int:
     return max([1] + [r for r in REDUCED_FLAGS if r <= shrink])
 
 
+Shrink = float | Callable[[int, int], float]
+
+
 def decode_bytes(
-    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, shrink: float = 1.0
+    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, shrink: Shrink = 1.0
 ) -> DecodedImage:
     """Decode an image file's bytes; raises :class:`ImageError` with a one-line reason (no file
-    name: the caller's record carries it). ``shrink`` ≥ 1 allows a JPEG to be decoded at up to
-    that many times fewer pixels per side (libjpeg's scaled decoding, 1/2, 1/4 or 1/8)."""
+    name: the caller's record carries it). ``shrink`` ≥ 1 (or a function of the stored width
+    and height giving it) allows a JPEG to be decoded with up to that many times fewer pixels
+    per side (libjpeg's scaled decoding: 1/2, 1/4 or 1/8)."""
     info = probe(data)
     check_header(info, max_pixels)
     buf = np.frombuffer(data, np.uint8)
+    if callable(shrink):
+        shrink = shrink(info.width, info.height) if info.width and info.height else 1.0
     factor = reduction(info, shrink)
     flags = cv2.IMREAD_UNCHANGED if info.alpha else REDUCED_FLAGS.get(factor, cv2.IMREAD_COLOR)
     try:
@@ -174,7 +181,7 @@ def decode_bytes(
 
 
 def decode_file(
-    path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, shrink: float = 1.0
+    path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, shrink: Shrink = 1.0
 ) -> DecodedImage:
     """Read and decode ``path`` (see :func:`decode_bytes`)."""
     return decode_bytes(read_bytes(path), max_pixels, shrink)

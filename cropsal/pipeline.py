@@ -20,8 +20,8 @@ from cropsal.api import Cropper, choose_crops
 from cropsal.decode import DEFAULT_MAX_PIXELS, DecodedImage, composite, decode_file
 from cropsal.discover import InputItem
 from cropsal.errors import CropsalError, OutputError
-from cropsal.geometry import Box, Target
-from cropsal.heatmap import write_heatmaps
+from cropsal.geometry import Box, Target, largest_window
+from cropsal.heatmap import OVERLAY_LONG_SIDE, write_heatmaps
 from cropsal.policy import mirror_asymmetry
 from cropsal.records import CropRecord, ImageRecord
 from cropsal.write import OutputSpec, atomic_write, crop_path, cut, encode, output_stems
@@ -126,7 +126,7 @@ class CropJob:
                 )
                 return
         try:
-            w.image = decode_file(w.item.path, self.options.max_pixels)
+            w.image = decode_file(w.item.path, self.options.max_pixels, self.allowed_shrink)
             small = self.cropper.model.resize(w.image.bgr)
             w.asymmetry = mirror_asymmetry(small)
             w.net_input = self.cropper.model.to_input(small)
@@ -137,6 +137,25 @@ class CropJob:
             w.record.error = (
                 f"cannot decode: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             )
+
+    def allowed_shrink(self, width: int, height: int) -> float:
+        """How many times fewer pixels per side a ``width × height`` image may be decoded with
+        (either orientation, as EXIF may turn it): every output still gets at least its own
+        pixels, the network its input size and an overlay its long side. Crops without an exact
+        ``--size`` keep full resolution."""
+        needs = []
+        input_w, input_h = self.cropper.model.preprocessing.input_size(width, height)
+        needs.append(min(width / input_w, height / input_h))
+        if self.options.heatmaps:
+            needs.append(max(width, height) / OVERLAY_LONG_SIDE)
+        if self.options.output:
+            for t in self.options.targets:
+                if t.size is None:
+                    return 1.0
+                for w, h in ((width, height), (height, width)):
+                    cw, ch = largest_window(w, h, t.ratio)
+                    needs.append(min(cw / t.size[0], ch / t.size[1]))
+        return max(1.0, min(needs))
 
     def infer(self, batch: list[Work]) -> None:
         """Run the network on every decoded image of a batch (in the calling thread)."""
@@ -159,7 +178,7 @@ class CropJob:
         if w.record.error or w.record.skipped or w.net_map is None:
             return w.record
         bgr = w.image.bgr
-        height, width = bgr.shape[:2]
+        width, height = w.image.width, w.image.height  # full-resolution, displayed
         rec = w.record
         rec.width, rec.height, rec.format = width, height, w.image.format
         rec.notes = list(w.image.notes)
@@ -175,7 +194,7 @@ class CropJob:
                 out = None
                 if spec:
                     path = crop_path(spec, w.stem, target)
-                    box = Box(c.x, c.y, c.width, c.height)
+                    box = to_pixels(Box(c.x, c.y, c.width, c.height), width, height, source)
                     if path not in w.existing:
                         data = encode(cut(source, box, target.size), spec.format, spec.quality)
                         atomic_write(path, data)
@@ -184,7 +203,10 @@ class CropJob:
                     CropRecord(c.aspect, c.x, c.y, c.width, c.height, out, c.rule, c.confidence)
                 )
             if self.options.heatmaps:
-                boxes = [(c.aspect, (c.x, c.y, c.width, c.height)) for c in rec.crops]
+                boxes = []
+                for c in rec.crops:
+                    b = to_pixels(Box(c.x, c.y, c.width, c.height), width, height, bgr)
+                    boxes.append((c.aspect, (b.x, b.y, b.width, b.height)))
                 over, raw = write_heatmaps(self.options.heatmaps / w.stem, bgr, log_density, boxes)
                 rec.heatmap, rec.saliency_map = str(over), str(raw)
         except OutputError:
@@ -196,3 +218,15 @@ class CropJob:
             rec.error, rec.crops = f"internal error: {type(e).__name__}: {e}", []
         w.image = None  # free the pixels as soon as the record is complete
         return rec
+
+
+def to_pixels(box: Box, width: int, height: int, pixels: np.ndarray) -> Box:
+    """A box in full-resolution coordinates of a ``width × height`` image, in the pixels of
+    ``pixels`` (the same image, possibly decoded at a reduced scale)."""
+    sx, sy = pixels.shape[1] / width, pixels.shape[0] / height
+    if sx == 1.0 and sy == 1.0:
+        return box
+    x0, x1 = round(box.x * sx), round((box.x + box.width) * sx)
+    y0, y1 = round(box.y * sy), round((box.y + box.height) * sy)
+    x1, y1 = min(max(x1, x0 + 1), pixels.shape[1]), min(max(y1, y0 + 1), pixels.shape[0])
+    return Box(x0, y0, x1 - x0, y1 - y0)
