@@ -202,6 +202,15 @@ class CropJob:
                 rec.crops.append(
                     CropRecord(c.aspect, c.x, c.y, c.width, c.height, out, c.rule, c.confidence)
                 )
+            log.debug(
+                "%s: %dx%d decoded at %dx%d, crops %s",
+                w.item.path,
+                width,
+                height,
+                bgr.shape[1],
+                bgr.shape[0],
+                ", ".join(f"{c.aspect} {c.rule} {c.confidence:.2f}" for c in rec.crops),
+            )
             if self.options.heatmaps:
                 boxes = []
                 for c in rec.crops:

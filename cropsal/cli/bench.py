@@ -37,7 +37,7 @@ log = logging.getLogger("cropsal")
 )
 @click.option("--json", "json_path", metavar="PATH", help="Write the result as JSON ('-': stdout).")
 @click.option("-q", "--quiet", is_flag=True, help="No table.")
-@click.option("-v", "--verbose", count=True, help="Log more.")
+@click.option("-v", "--verbose", count=True, show_default=False, help="Log more.")
 def bench(
     inputs, sizes, aspects, rounds, jobs, batch_size, device, compare, json_path, quiet, verbose
 ) -> int:

@@ -141,7 +141,7 @@ def _targets(aspects: tuple[str, ...], sizes: tuple[str, ...]):
     help="Worker threads for decoding and writing [default: CPU count].",
 )
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
-@click.option("-v", "--verbose", count=True, help="Log more (-vv for debug).")
+@click.option("-v", "--verbose", count=True, show_default=False, help="Log more (-vv: debug).")
 @click.option("--traceback", "show_traceback", is_flag=True, help="Show tracebacks of errors.")
 def crop(
     inputs,

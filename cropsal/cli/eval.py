@@ -71,7 +71,7 @@ COLUMNS = [
 )
 @click.option("--threads", type=click.IntRange(1), default=None, help="ONNX Runtime threads.")
 @click.option("-q", "--quiet", is_flag=True, help="No table, no progress.")
-@click.option("-v", "--verbose", count=True, help="Log more.")
+@click.option("-v", "--verbose", count=True, show_default=False, help="Log more.")
 def eval_command(
     datasets, models, split, aspects, fastgaze_path, zoom, limit, json_path, threads, quiet, verbose
 ) -> int:
