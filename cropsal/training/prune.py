@@ -22,7 +22,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import tomllib
 import torch
 
 from cropsal.datasets import CentreBiasBaseline, load_fixation_set
@@ -30,8 +29,9 @@ from cropsal.training.cost import conv_macs
 from cropsal.training.data import cache_images
 from cropsal.training.mobilenet import InvertedResidual
 from cropsal.training.nets import NetConfig, SaliencyNet
-from cropsal.training.student import StudentConfig, distil_batch, ensemble_density, kl_from
-from cropsal.training.teacher import fixation_nll, freeze_batchnorm, validate, write_row
+from cropsal.training.runs import freeze_batchnorm, load_config, start_run, write_row
+from cropsal.training.student import StudentConfig, distil_batch, distil_loss, ensemble_density
+from cropsal.training.teacher import validate
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +53,7 @@ class PruneConfig:
 
     @classmethod
     def load(cls, path: str | Path | None) -> PruneConfig:
-        raw = tomllib.loads(Path(path).read_text()) if path else {}
-        unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
-        return cls(**raw)
+        return load_config(cls, path)
 
 
 def gated_blocks(model: SaliencyNet) -> list[InvertedResidual]:
@@ -98,7 +94,7 @@ def gated_macs(model: SaliencyNet, blocks, costs) -> float:
     return full - closed
 
 
-def fisher_scores(model, blocks, batches) -> list[np.ndarray]:
+def fisher_scores(model, blocks, batches, kl_weight: float) -> list[np.ndarray]:
     """½ · mean over images of (Σ_spatial a·g)² per hidden map of each block."""
     sums = [torch.zeros(b.hidden) for b in blocks]
     count = 0
@@ -113,7 +109,7 @@ def fisher_scores(model, blocks, batches) -> list[np.ndarray]:
     for batch, cells, target in batches:
         model.zero_grad(set_to_none=True)
         log_density = model(batch)
-        loss = distil_loss(log_density, cells, target)
+        loss = distil_loss(log_density, cells, target, kl_weight)
         loss.backward()
         for k, b in enumerate(blocks):
             h = saved[id(b)]
@@ -124,15 +120,6 @@ def fisher_scores(model, blocks, batches) -> list[np.ndarray]:
     model.zero_grad(set_to_none=True)
     # the loss is a batch mean, so per-image gradients are B times the batch gradient's share
     return [0.5 * (s / count).numpy() for s in sums]
-
-
-KL_WEIGHT = 0.7
-
-
-def distil_loss(log_density, cells, target) -> torch.Tensor:
-    return KL_WEIGHT * kl_from(target, log_density[:, 0]) + (1 - KL_WEIGHT) * fixation_nll(
-        log_density, cells
-    )
 
 
 def compact(model: SaliencyNet) -> SaliencyNet:
@@ -204,12 +191,7 @@ def plot_curve(rows: list[dict], chosen: dict | None, path: Path) -> None:
 
 def prune_student(cfg: PruneConfig, out: Path, smoke: bool = False) -> Path:
     """Prune, record the curve, save the chosen compact network; returns its checkpoint."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    rng = start_run(cfg, out)
 
     state = torch.load(cfg.student, map_location="cpu", weights_only=False)
     scfg = StudentConfig(**{**state["config"], "net": NetConfig(**state["config"]["net"])})
@@ -268,7 +250,9 @@ def prune_student(cfg: PruneConfig, out: Path, smoke: bool = False) -> Path:
         # close the maps whose removal costs least loss per MAC saved
         model.train()
         freeze_batchnorm(model)
-        scores = fisher_scores(model, blocks, [batch() for _ in range(cfg.fisher_batches)])
+        scores = fisher_scores(
+            model, blocks, [batch() for _ in range(cfg.fisher_batches)], scfg.kl_weight
+        )
         candidates = []
         for k, (b, s, c) in enumerate(zip(blocks, scores, costs)):
             open_maps = torch.nonzero(b.gate).numpy().flatten()
@@ -285,7 +269,7 @@ def prune_student(cfg: PruneConfig, out: Path, smoke: bool = False) -> Path:
 
         for _ in range(cfg.finetune_steps):
             b_img, cells, target = batch()
-            loss = distil_loss(model(b_img), cells, target)
+            loss = distil_loss(model(b_img), cells, target, scfg.kl_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -9,17 +9,14 @@ student's loss is ``kl_weight × KL(ensemble ‖ student) + (1 − kl_weight) ×
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
-import tomllib
 import torch
 
 from cropsal.datasets import CentreBiasBaseline, FixationSet, load_fixation_set
@@ -28,13 +25,8 @@ from cropsal.training.cost import conv_macs
 from cropsal.training.data import BATCH_SHAPES, cache_images, fixation_cells, random_view
 from cropsal.training.export import load_checkpoint
 from cropsal.training.nets import NetConfig, SaliencyNet
-from cropsal.training.teacher import (
-    fixation_nll,
-    freeze_batchnorm,
-    torch_predictor,
-    validate,
-    write_row,
-)
+from cropsal.training.runs import fit, load_config, make_optimizer, start_run
+from cropsal.training.teacher import fixation_nll, torch_predictor, validate
 
 log = logging.getLogger(__name__)
 MIXTURE_WEIGHTS = np.linspace(0.0, 1.0, 21)
@@ -67,13 +59,7 @@ class StudentConfig:
 
     @classmethod
     def load(cls, path: str | Path | None, overrides: dict | None = None) -> StudentConfig:
-        raw = tomllib.loads(Path(path).read_text()) if path else {}
-        raw.update(overrides or {})
-        unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
-        net = NetConfig(**raw.pop("net", {"taps": [6, 13], "readout": [16]}))
-        return cls(net=net, **raw)
+        return load_config(cls, path, overrides)
 
 
 def member_predictors(cfg: StudentConfig, baseline: CentreBiasBaseline) -> dict:
@@ -188,13 +174,7 @@ def kl_from(target: torch.Tensor, log_density: torch.Tensor) -> torch.Tensor:
 
 def train_student(cfg: StudentConfig, out: Path, smoke: bool = False) -> Path:
     """Run (or resume) the stage; returns the checkpoint path."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-
+    rng = start_run(cfg, out)
     sets = [load_fixation_set(p) for p in cfg.datasets]
     baseline = CentreBiasBaseline.fit(sets, "train")
     maps = teacher_maps(cfg, sets, baseline, out, limit=12 if smoke else 0)
@@ -206,75 +186,24 @@ def train_student(cfg: StudentConfig, out: Path, smoke: bool = False) -> Path:
     densities = [ensemble_density(maps, weights, im.source) for im in images]
 
     model = SaliencyNet(cfg.net, imagenet=True)
-    for i, block in enumerate(model.features):
-        block.requires_grad_(i >= cfg.freeze_blocks)
+    opt = make_optimizer(model, cfg)
     log.info(
-        "student: %.1f M parameters, %.1f MMAC at 256x192",
+        "student: %.2f M parameters, %.1f MMAC at 256x192",
         sum(p.numel() for p in model.parameters()) / 1e6,
         conv_macs(model) / 1e6,
     )
-    head = list(model.readout.parameters()) + list(model.centre_bias.parameters())
-    trunk = [p for p in model.features.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(
-        [{"params": head, "lr": cfg.lr_head}, {"params": trunk, "lr": cfg.lr_backbone}],
-        weight_decay=cfg.weight_decay,
-    )
-    base_lrs = [g["lr"] for g in opt.param_groups]
 
-    ckpt, step = out / "checkpoint.pt", 0
-    if ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step, rng = state["step"], state["rng"]
-        log.info("resumed %s at step %d", ckpt, step)
-
-    model.train()
-    freeze_batchnorm(model)
-    t0, window_t0, running = time.monotonic(), time.monotonic(), []
-    while step < cfg.steps:
-        scale = min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
-        for g, lr in zip(opt.param_groups, base_lrs):
-            g["lr"] = lr * scale
+    def batch_loss(rng: np.random.Generator) -> torch.Tensor:
         batch, cells, target = distil_batch(
             images, densities, cfg.batch_size, rng, model.stride, cfg.long_side
         )
-        log_density = model(batch)
-        loss = cfg.kl_weight * kl_from(target, log_density[:, 0]) + (
-            1 - cfg.kl_weight
-        ) * fixation_nll(log_density, cells)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        running.append(loss.item())
-        if step % cfg.val_every == 0 or step == cfg.steps:
-            row = {
-                "step": step,
-                "train_loss": round(float(np.mean(running)), 4),
-                "seconds": round(time.monotonic() - t0, 1),
-            }
-            row.update(validate(model, cfg, sets, baseline))
-            running = []
-            write_row(out / "metrics.csv", row)
-            log.info("step %d: %s", step, row)
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "step": step,
-                    "rng": rng,
-                    "config": dataclasses.asdict(cfg),
-                },
-                ckpt,
-            )
-        elif step % 50 == 0:
-            log.info(
-                "step %d/%d loss %.4f (%.2f s/step)",
-                step,
-                cfg.steps,
-                np.mean(running[-50:]),
-                (time.monotonic() - window_t0) / 50,
-            )
-            window_t0 = time.monotonic()
-    return ckpt
+        return distil_loss(model(batch), cells, target, cfg.kl_weight)
+
+    return fit(model, opt, cfg, out, rng, batch_loss, lambda: validate(model, cfg, sets, baseline))
+
+
+def distil_loss(log_density, cells, target, kl_weight: float) -> torch.Tensor:
+    """``kl_weight × KL(ensemble ‖ student) + (1 − kl_weight) × fixation NLL`` (nats)."""
+    return kl_weight * kl_from(target, log_density[:, 0]) + (1 - kl_weight) * fixation_nll(
+        log_density, cells
+    )

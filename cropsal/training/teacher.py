@@ -8,23 +8,25 @@ resolved configuration (``config.json``), a metrics CSV (``metrics.csv``) and a 
 
 from __future__ import annotations
 
-import csv
-import dataclasses
-import json
 import logging
 import math
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import tomllib
 import torch
 
 from cropsal.datasets import CentreBiasBaseline, load_fixation_set
 from cropsal.evaluate import evaluate
 from cropsal.training.data import cache_images, sample_batch, whole_image_input
 from cropsal.training.nets import NetConfig, SaliencyNet
+from cropsal.training.runs import (
+    fit,
+    freeze_batchnorm,
+    load_config,
+    make_optimizer,
+    start_run,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +60,7 @@ class TeacherConfig:
 
     @classmethod
     def load(cls, path: str | Path | None, overrides: dict | None = None) -> TeacherConfig:
-        raw = tomllib.loads(Path(path).read_text()) if path else {}
-        raw.update(overrides or {})
-        unknown = set(raw) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
-        net = NetConfig(**raw.pop("net", {}))
-        return cls(net=net, **raw)
+        return load_config(cls, path, overrides)
 
 
 def torch_predictor(model: SaliencyNet, long_side: int):
@@ -92,13 +88,6 @@ def validate(model: SaliencyNet, cfg: TeacherConfig, sets, baseline) -> dict[str
     return row
 
 
-def freeze_batchnorm(model: SaliencyNet) -> None:
-    """Keep ImageNet batch statistics: small batches would only add noise to them."""
-    for m in model.features.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.eval()
-
-
 def fixation_nll(log_density: torch.Tensor, cells: list[torch.Tensor]) -> torch.Tensor:
     """Mean over images of the mean negative log-probability (nats) of each fixation's cell,
     plus ``log(cells)`` so that a uniform map scores 0 whatever the map size."""
@@ -109,13 +98,7 @@ def fixation_nll(log_density: torch.Tensor, cells: list[torch.Tensor]) -> torch.
 
 def train_teacher(cfg: TeacherConfig, out: Path, smoke: bool = False) -> Path:
     """Run (or resume) the stage; returns the checkpoint path."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-
+    rng = start_run(cfg, out)
     sets = [load_fixation_set(p) for p in cfg.datasets]
     baseline = CentreBiasBaseline.fit(sets, "train")
     images = cache_images(sets, cfg.split, cfg.cache_long_side, limit=8 if smoke else 0)
@@ -125,81 +108,10 @@ def train_teacher(cfg: TeacherConfig, out: Path, smoke: bool = False) -> Path:
         state = torch.load(cfg.init_from, map_location="cpu", weights_only=False)
         model.load_state_dict(state["model"])
         log.info("started from %s", cfg.init_from)
-    for i, block in enumerate(model.features):
-        block.requires_grad_(i >= cfg.freeze_blocks)
-    head = list(model.readout.parameters()) + list(model.centre_bias.parameters())
-    trunk = [p for p in model.features.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(
-        [{"params": head, "lr": cfg.lr_head}, {"params": trunk, "lr": cfg.lr_backbone}],
-        weight_decay=cfg.weight_decay,
-    )
-    base_lrs = [g["lr"] for g in opt.param_groups]
+    opt = make_optimizer(model, cfg)
 
-    ckpt, step = out / "checkpoint.pt", 0
-    if ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step, rng = state["step"], state["rng"]
-        log.info("resumed %s at step %d", ckpt, step)
-
-    metrics_path = out / "metrics.csv"
-    model.train()
-    freeze_batchnorm(model)
-    t0, running, window_t0 = time.monotonic(), [], time.monotonic()
-    while step < cfg.steps:
-        # cosine decay with a short warm-up
-        frac = step / cfg.steps
-        scale = min(1.0, (step + 1) / 100) * 0.5 * (1 + math.cos(math.pi * frac))
-        for g, lr in zip(opt.param_groups, base_lrs):
-            g["lr"] = lr * scale
-
+    def batch_loss(rng: np.random.Generator) -> torch.Tensor:
         batch, cells = sample_batch(images, cfg.batch_size, rng, model.stride, cfg.long_side)
-        loss = fixation_nll(model(batch), cells)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        running.append(loss.item())
+        return fixation_nll(model(batch), cells)
 
-        if step % cfg.val_every == 0 or step == cfg.steps:
-            row = {
-                "step": step,
-                "train_bits": round(-float(np.mean(running)) / math.log(2), 4),
-                "seconds": round(time.monotonic() - t0, 1),
-            }
-            row.update(validate(model, cfg, sets, baseline))
-            running = []
-            write_row(metrics_path, row)
-            log.info("step %d: %s", step, row)
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "step": step,
-                    "rng": rng,
-                    "config": dataclasses.asdict(cfg),
-                },
-                ckpt,
-            )
-        elif step % 50 == 0:
-            log.info(
-                "step %d/%d loss %.4f (%.2f s/step)",
-                step,
-                cfg.steps,
-                np.mean(running[-50:]),
-                (time.monotonic() - window_t0) / 50,
-            )
-        if step % 50 == 0:
-            window_t0 = time.monotonic()
-    return ckpt
-
-
-def write_row(path: Path, row: dict) -> None:
-    """Append ``row`` to a CSV, writing the header when the file is new."""
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+    return fit(model, opt, cfg, out, rng, batch_loss, lambda: validate(model, cfg, sets, baseline))
