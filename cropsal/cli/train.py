@@ -15,45 +15,46 @@ def train() -> None:
     configure_logging(1)
 
 
+def stage_options(outputs: str, steps: bool = True):
+    """The options every training stage takes: --config, --out (whose files ``outputs``
+    names), --steps (for the stages that take steps and resume from their checkpoint), --smoke."""
+
+    def decorate(command):
+        command = click.option(
+            "--smoke", is_flag=True, help="Tiny run on a few images, for tests."
+        )(command)
+        if steps:
+            command = click.option(
+                "--steps", type=int, help="Override the number of optimisation steps."
+            )(command)
+        command = click.option(
+            "--out",
+            type=click.Path(file_okay=False, path_type=Path),
+            required=True,
+            help=f"Run folder: {outputs}" + (" (a stopped run resumes from it)." if steps else "."),
+        )(command)
+        return click.option(
+            "--config",
+            "config_path",
+            type=click.Path(exists=True, dir_okay=False),
+            help="TOML file of settings (see cropsal/training/configs).",
+        )(command)
+
+    return decorate
+
+
 @train.command("teacher")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False),
-    help="TOML file of settings (see cropsal/training/configs).",
-)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Run folder: config.json, metrics.csv, checkpoint.pt (resumed if present).",
-)
-@click.option("--steps", type=int, help="Override the number of optimisation steps.")
-@click.option("--smoke", is_flag=True, help="Tiny run on a few images, for tests.")
+@stage_options("config.json, metrics.csv, checkpoint.pt")
 def teacher(config_path: str | None, out: Path, steps: int | None, smoke: bool) -> None:
     """Fit a saliency network to fixations by their log-likelihood."""
     from cropsal.training.teacher import TeacherConfig, train_teacher
 
-    overrides = {"steps": steps} if steps else {}
-    cfg = TeacherConfig.load(config_path, overrides)
+    cfg = TeacherConfig.load(config_path, {"steps": steps} if steps else {})
     train_teacher(cfg, out, smoke=smoke)
 
 
 @train.command("distil")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False),
-    help="TOML file of settings (see cropsal/training/configs).",
-)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Run folder: teacher_maps.npz, ensemble.json, metrics.csv, checkpoint.pt.",
-)
-@click.option("--steps", type=int, help="Override the number of optimisation steps.")
-@click.option("--smoke", is_flag=True, help="Tiny run on a few images, for tests.")
+@stage_options("teacher_maps.npz, ensemble.json, metrics.csv, checkpoint.pt")
 def distil(config_path: str | None, out: Path, steps: int | None, smoke: bool) -> None:
     """Train a small student on the teacher ensemble's density and the fixations."""
     from cropsal.training.student import StudentConfig, train_student
@@ -63,19 +64,7 @@ def distil(config_path: str | None, out: Path, steps: int | None, smoke: bool) -
 
 
 @train.command("prune")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False),
-    help="TOML file of settings (see cropsal/training/configs).",
-)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Run folder: curve.csv, curve.png, pruned checkpoints.",
-)
-@click.option("--smoke", is_flag=True, help="Tiny run on a few images, for tests.")
+@stage_options("curve.csv, curve.png, chosen.json, checkpoint.pt", steps=False)
 def prune(config_path: str | None, out: Path, smoke: bool) -> None:
     """Fisher-prune a student's feature maps; record information gain against MACs."""
     from cropsal.training.prune import PruneConfig, prune_student
