@@ -25,6 +25,19 @@ def default_model_path() -> Path:
     return Path(str(resources.files("cropsal.models").joinpath(DEFAULT_MODEL)))
 
 
+def resolve_model(model: str | Path | None) -> Path:
+    """A model file: ``None`` is the default one, a bare name (``cropsal-v2``) one shipped in
+    the package, anything else a path."""
+    if model is None:
+        return default_model_path()
+    path = Path(model)
+    if not path.exists() and path.suffix == "" and path.parent == Path("."):
+        shipped = default_model_path().with_name(f"{path.name}.onnx")
+        if shipped.is_file():
+            return shipped
+    return path
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """How images become network input, read from the model's ``cropsal.*`` metadata."""
@@ -76,7 +89,7 @@ class SaliencyModel:
     ) -> None:
         import onnxruntime as ort
 
-        self.path = Path(path) if path else default_model_path()
+        self.path = resolve_model(path)
         if not self.path.is_file():
             raise ModelError(f"{self.path}: model file not found")
         options = ort.SessionOptions()

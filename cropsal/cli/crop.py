@@ -123,7 +123,8 @@ def _targets(aspects: tuple[str, ...], sizes: tuple[str, ...]):
     "--model",
     "model_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="ONNX saliency model to use instead of the shipped one.",
+    help="Saliency model: an ONNX file, or the name of a shipped one (cropsal-v1, the default; "
+    "cropsal-v2, the distilled and pruned network).",
 )
 @click.option(
     "--device",

@@ -31,8 +31,7 @@ COLUMNS = [
     "--model",
     "models",
     multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="ONNX model to score (repeatable). Default: the shipped model.",
+    help="ONNX file or shipped model name to score (repeatable). Default: the shipped model.",
 )
 @click.option(
     "--split",
