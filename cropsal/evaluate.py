@@ -25,7 +25,9 @@ from cropsal.geometry import Box, Target, largest_window, parse_aspect
 from cropsal.policy import (
     DEFAULT_POLICY,
     PolicyConfig,
+    best_offset,
     cell_density,
+    centred,
     mirror_asymmetry,
     salient_point,
 )
@@ -82,8 +84,7 @@ def fixations_inside(
 
 
 def centre_box(width: int, height: int, ratio: float) -> Box:
-    cw, ch = largest_window(width, height, ratio)
-    return Box((width - cw) // 2, (height - ch) // 2, cw, ch)
+    return centred(width, height, *largest_window(width, height, ratio))
 
 
 def point_box(width: int, height: int, ratio: float, x: int, y: int) -> Box:
@@ -101,18 +102,13 @@ def oracle_box(xs: np.ndarray, ys: np.ndarray, width: int, height: int, ratio: f
     if cw < width:
         counts = np.bincount(cols, minlength=width).astype(float)
         sums = np.convolve(counts, np.ones(cw), "valid")
-        x = _central_argmax(sums)
+        x = best_offset(sums)
         return Box(x, 0, cw, ch)
     if ch < height:
         counts = np.bincount(rows, minlength=height).astype(float)
-        y = _central_argmax(np.convolve(counts, np.ones(ch), "valid"))
+        y = best_offset(np.convolve(counts, np.ones(ch), "valid"))
         return Box(0, y, cw, ch)
     return Box(0, 0, width, height)
-
-
-def _central_argmax(values: np.ndarray) -> int:
-    best = np.flatnonzero(values >= values.max() - 1e-9)
-    return int(best[np.argmin(np.abs(best - (values.size - 1) / 2))])
 
 
 def shuffled_negatives(

@@ -30,7 +30,13 @@ from cropsal.training.data import cache_images
 from cropsal.training.mobilenet import InvertedResidual
 from cropsal.training.nets import NetConfig, SaliencyNet
 from cropsal.training.runs import freeze_batchnorm, load_config, start_run, write_row
-from cropsal.training.student import StudentConfig, distil_batch, distil_loss, ensemble_density
+from cropsal.training.student import (
+    StudentConfig,
+    distil_batch,
+    distil_loss,
+    ensemble_density,
+    load_teacher_maps,
+)
 from cropsal.training.teacher import validate
 
 log = logging.getLogger(__name__)
@@ -201,11 +207,7 @@ def prune_student(cfg: PruneConfig, out: Path, smoke: bool = False) -> Path:
     run = Path(cfg.student).parent
     sets = [load_fixation_set(p) for p in scfg.datasets]
     baseline = CentreBiasBaseline.fit(sets, "train")
-    with np.load(run / "teacher_maps.npz") as data:
-        maps: dict = {}
-        for key in data.files:
-            member, name = key.split("|", 1)
-            maps.setdefault(member, {})[name] = data[key]
+    maps = load_teacher_maps(run / "teacher_maps.npz")
     weights = json.loads((run / "ensemble.json").read_text())
     images = cache_images(sets, "train", limit=8 if smoke else 0)
     densities = [ensemble_density(maps, weights, im.source) for im in images]

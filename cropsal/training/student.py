@@ -83,12 +83,7 @@ def teacher_maps(
     """``{member: {"set/image": [h, w] log-density}}`` for every train and val image, cached."""
     path = out / "teacher_maps.npz"
     if path.exists():
-        with np.load(path, allow_pickle=False) as data:
-            maps: dict[str, dict[str, np.ndarray]] = {}
-            for key in data.files:
-                member, name = key.split("|", 1)
-                maps.setdefault(member, {})[name] = data[key]
-            return maps
+        return load_teacher_maps(path)
     members = member_predictors(cfg, baseline)
     maps = {m: {} for m in members}
     t0 = time.monotonic()
@@ -102,6 +97,16 @@ def teacher_maps(
                 maps[member][f"{fs.name}/{fs.images[i]}"] = resize_log_density(m, grid[1], grid[0])
         log.info("teacher maps of %s done (%.0f s)", fs.name, time.monotonic() - t0)
     np.savez(path, **{f"{m}|{k}": v for m, d in maps.items() for k, v in d.items()})
+    return maps
+
+
+def load_teacher_maps(path: Path) -> dict[str, dict[str, np.ndarray]]:
+    """The cache written by :func:`teacher_maps` (keys ``member|set/image``)."""
+    maps: dict[str, dict[str, np.ndarray]] = {}
+    with np.load(path, allow_pickle=False) as data:
+        for key in data.files:
+            member, name = key.split("|", 1)
+            maps.setdefault(member, {})[name] = data[key]
     return maps
 
 
