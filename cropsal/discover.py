@@ -89,7 +89,7 @@ def walk(root: Path, skip: frozenset[tuple[int, int]] = frozenset()) -> Iterator
                 is_dir = False
             if is_dir and path.suffix.lower() not in IMAGE_EXTENSIONS:
                 subfolders.append(path)
-            elif path.suffix.lower() in IMAGE_EXTENSIONS and _key(path) not in skip:
+            elif path.suffix.lower() in IMAGE_EXTENSIONS and not (skip and _key(path) in skip):
                 # a folder named like an image is reported by decode, not silently skipped
                 yield InputItem(path, rel)
         stack.extend(reversed(subfolders))
@@ -131,7 +131,7 @@ def discover(
             )
         elif path.exists() or path.is_symlink():
             rel = file_rel(raw)
-            if matches(rel, include, exclude) and _key(path) not in skip_keys:
+            if matches(rel, include, exclude) and not (skip_keys and _key(path) in skip_keys):
                 items.append(InputItem(path, rel))
         else:
             items.append(InputItem(path, PurePosixPath(path.name), "no such file or folder"))
