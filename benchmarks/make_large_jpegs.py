@@ -26,7 +26,9 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     for i, path in enumerate(paths[: args.count]):
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        w, h = (args.width, args.height) if img.shape[1] >= img.shape[0] else (args.height, args.width)
+        w, h = (
+            (args.width, args.height) if img.shape[1] >= img.shape[0] else (args.height, args.width)
+        )
         big = cv2.resize(img, (w, h), interpolation=cv2.INTER_CUBIC)
         cv2.imwrite(str(args.out / f"{i:04d}_{path.stem}.jpg"), big, [cv2.IMWRITE_JPEG_QUALITY, 90])
 

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from cropsal.colour import convert_to_srgb
+from cropsal.discover import is_uri
 from cropsal.errors import ImageError
 from cropsal.probe import ImageInfo, probe
 
@@ -62,6 +63,9 @@ class DecodedImage:
     alpha: np.ndarray | None = None  # [H, W] uint8 (255 opaque), None when fully opaque
     colour: np.ndarray | None = None  # [H, W, 3] uint8 BGR before compositing (when alpha)
     notes: list[str] = field(default_factory=list)
+    # [h', w', 3] uint8 BGR the network input is made from (see decode_bytes' network_shrink);
+    # None when not asked for
+    network: np.ndarray | None = None
 
 
 def read_bytes(path: Path) -> bytes:
@@ -77,6 +81,35 @@ def read_bytes(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as e:
         raise ImageError(f"cannot read: {e.strerror or e}") from e
+
+
+def read_uri(uri: str) -> bytes:
+    """The bytes of a remote object, read through ``pyarrow.fs`` (installed with the ``ray``
+    extra); :class:`ImageError` when it cannot be read."""
+    try:
+        from pyarrow import fs
+    except ImportError as e:
+        raise ImageError("cannot read URIs without pyarrow (pip install 'cropsal[ray]')") from e
+    try:
+        filesystem, path = fs.FileSystem.from_uri(uri)
+        info = filesystem.get_file_info(path)
+        if info.type == fs.FileType.NotFound:
+            raise ImageError("cannot read: No such file or directory")
+        if info.type != fs.FileType.File:
+            raise ImageError("not a regular file")
+        if info.size == 0:
+            raise ImageError("empty file (0 bytes)")
+        with filesystem.open_input_stream(path) as stream:
+            return stream.read()
+    except (OSError, ValueError) as e:  # pyarrow's errors derive from these
+        raise ImageError(
+            f"cannot read: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from e
+
+
+def read_input(source: str | Path) -> bytes:
+    """The bytes of a local file or of a remote object (see :func:`is_uri`)."""
+    return read_uri(source) if is_uri(source) else read_bytes(Path(source))
 
 
 def check_header(info: ImageInfo, max_pixels: int) -> None:
@@ -135,20 +168,8 @@ def reduction(info: ImageInfo, shrink: float) -> int:
 Shrink = float | Callable[[int, int], float]
 
 
-def decode_bytes(
-    data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, shrink: Shrink = 1.0
-) -> DecodedImage:
-    """Decode an image file's bytes; raises :class:`ImageError` with a one-line reason (no file
-    name: the caller's record carries it). ``shrink`` ≥ 1 (or a function of the stored width
-    and height giving it) allows a JPEG to be decoded with up to that many times fewer pixels
-    per side (libjpeg's scaled decoding: 1/2, 1/4 or 1/8)."""
-    info = probe(data)
-    check_header(info, max_pixels)
-    buf = np.frombuffer(data, np.uint8)
-    if callable(shrink):
-        shrink = shrink(info.width, info.height) if info.width and info.height else 1.0
-    factor = reduction(info, shrink)
-    flags = cv2.IMREAD_UNCHANGED if info.alpha else REDUCED_FLAGS.get(factor, cv2.IMREAD_COLOR)
+def _decode_pixels(buf: np.ndarray, info: ImageInfo, flags: int, max_pixels: int) -> np.ndarray:
+    """``cv2.imdecode`` with ``flags``, turned upright; :class:`ImageError` when it fails."""
     try:
         pixels = cv2.imdecode(buf, flags)
     except cv2.error as e:
@@ -157,9 +178,40 @@ def decode_bytes(
         raise ImageError(f"cannot decode {info.format} (corrupt file)")
     if pixels.shape[0] * pixels.shape[1] > max_pixels:
         raise ImageError(f"{pixels.shape[1]}x{pixels.shape[0]} is over --max-pixels {max_pixels:,}")
-
     if flags == cv2.IMREAD_UNCHANGED and info.orientation in ORIENT:
         pixels = ORIENT[info.orientation](pixels)  # OpenCV turns only what it decodes as colour
+    return pixels
+
+
+def _flags(info: ImageInfo, factor: int) -> int:
+    return cv2.IMREAD_UNCHANGED if info.alpha else REDUCED_FLAGS.get(factor, cv2.IMREAD_COLOR)
+
+
+def decode_bytes(
+    data: bytes,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    shrink: Shrink = 1.0,
+    network_shrink: Shrink | None = None,
+) -> DecodedImage:
+    """Decode an image file's bytes; raises :class:`ImageError` with a one-line reason (no file
+    name: the caller's record carries it). ``shrink`` ≥ 1 (or a function of the stored width
+    and height giving it) allows a JPEG to be decoded with up to that many times fewer pixels
+    per side (libjpeg's scaled decoding: 1/2, 1/4 or 1/8).
+
+    With ``network_shrink``, ``image.network`` holds the image decoded at the scale that gives
+    (the same image whatever ``shrink`` is, so the saliency map and the crop boxes do not depend
+    on the outputs asked for); it is ``image.bgr`` itself when both scales are the same, else a
+    second, smaller decode."""
+    info = probe(data)
+    check_header(info, max_pixels)
+    buf = np.frombuffer(data, np.uint8)
+    known = bool(info.width and info.height)
+    if callable(shrink):
+        shrink = shrink(info.width, info.height) if known else 1.0
+    if callable(network_shrink):
+        network_shrink = network_shrink(info.width, info.height) if known else 1.0
+    factor = reduction(info, shrink)
+    pixels = _decode_pixels(buf, info, _flags(info, factor), max_pixels)
     bgr, alpha = split_alpha(pixels)
     height, width = bgr.shape[:2]
     if factor > 1:  # displayed full-resolution size: the header's, turned as EXIF turned it
@@ -177,6 +229,17 @@ def decode_bytes(
         image.alpha, image.colour = alpha, image.bgr
         image.bgr = composite(image.bgr, alpha, NEUTRAL_GREY)
         image.notes.append("transparency composited on grey for the saliency network")
+    if network_shrink is not None:
+        network_factor = reduction(info, network_shrink)
+        if network_factor == factor:
+            image.network = image.bgr
+        else:  # only JPEGs decode at reduced scales; they have no transparency
+            small = split_alpha(
+                _decode_pixels(buf, info, _flags(info, network_factor), max_pixels)
+            )[0]
+            if info.icc_profile:
+                small = convert_to_srgb(small, info.icc_profile)[0]
+            image.network = small
     return image
 
 

@@ -19,12 +19,19 @@ IMAGE_EXTENSIONS = frozenset(
 
 @dataclass(frozen=True)
 class InputItem:
-    """One image to process: ``path`` on disk; ``rel`` its path relative to the folder it was
-    found in (just its name for a file given directly); ``error`` set when it cannot be used."""
+    """One image to process: ``path`` on disk (or a URI string such as ``s3://bucket/a.jpg``,
+    see :func:`discover_uris`); ``rel`` its path relative to the folder it was found in (just its
+    name for a file given directly); ``error`` set when it cannot be used."""
 
-    path: Path
+    path: Path | str
     rel: PurePosixPath
     error: str | None = None
+
+
+def is_uri(source: str | Path) -> bool:
+    """Whether ``source`` names an object in a remote file system (``s3://…``, ``gs://…``,
+    ``file://…``) rather than a local path."""
+    return isinstance(source, str) and "://" in source
 
 
 def read_path_list(stream: Iterable[str] | str, nul: bool) -> list[str]:
@@ -119,11 +126,15 @@ def discover(
     exclude: tuple[str, ...] = (),
     skip: Iterable[Path] = (),
 ) -> list[InputItem]:
-    """Expand inputs in order: a folder is walked recursively, a file is taken as given.
-    Paths in ``skip`` (this run's output folders and files) are never taken as inputs."""
+    """Expand inputs in order: a folder is walked recursively, a file is taken as given, a URI
+    is listed with :func:`discover_uris`. Paths in ``skip`` (this run's output folders and
+    files) are never taken as inputs."""
     skip_keys = frozenset(k for k in (_key(Path(p)) for p in skip) if k is not None)
     items: list[InputItem] = []
     for raw in inputs:
+        if is_uri(raw):
+            items.extend(discover_uris([raw], include, exclude))
+            continue
         path = Path(raw)
         if path.is_dir() and path.suffix.lower() not in IMAGE_EXTENSIONS:
             items.extend(
@@ -135,4 +146,49 @@ def discover(
                 items.append(InputItem(path, rel))
         else:
             items.append(InputItem(path, PurePosixPath(path.name), "no such file or folder"))
+    return items
+
+
+def discover_uris(
+    uris: Iterable[str], include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()
+) -> list[InputItem]:
+    """:func:`discover` for remote file systems (``s3://``, ``gs://``, ``hdfs://``,
+    ``file://``) through ``pyarrow.fs``: a prefix is listed recursively, in the order
+    :func:`walk` uses (each folder's files by name, then its subfolders); hidden entries and
+    files without an image extension are skipped. Items keep their URI as ``path``."""
+    items: list[InputItem] = []
+    try:
+        from pyarrow import fs
+    except ImportError:
+        reason = "reading URIs needs pyarrow (pip install 'cropsal[ray]')"
+        return [InputItem(u, PurePosixPath(u.rsplit("/", 1)[-1]), reason) for u in uris]
+    for uri in uris:
+        try:
+            filesystem, root = fs.FileSystem.from_uri(uri)
+            info = filesystem.get_file_info(root)
+        except (OSError, ValueError) as e:
+            items.append(InputItem(uri, PurePosixPath(uri.rsplit("/", 1)[-1]), f"cannot list: {e}"))
+            continue
+        if info.type == fs.FileType.NotFound:
+            name = PurePosixPath(uri.rsplit("/", 1)[-1])
+            items.append(InputItem(uri, name, "no such file or folder"))
+        elif info.type != fs.FileType.Directory or info.extension.lower() in {
+            e.lstrip(".") for e in IMAGE_EXTENSIONS
+        }:
+            rel = PurePosixPath(PurePosixPath(root).name)
+            if matches(rel, include, exclude):
+                items.append(InputItem(uri, rel))
+        else:
+            found = filesystem.get_file_info(fs.FileSelector(root, recursive=True))
+            rels = []
+            for f in found:
+                rel = PurePosixPath(f.path).relative_to(PurePosixPath(root))
+                if f.type != fs.FileType.File or any(p.startswith(".") for p in rel.parts):
+                    continue
+                if rel.suffix.lower() in IMAGE_EXTENSIONS and matches(rel, include, exclude):
+                    rels.append(rel)
+            # files of a folder before its subfolders, each group by name (as walk)
+            rels.sort(key=lambda r: [(1, part) for part in r.parts[:-1]] + [(0, r.name)])
+            base = uri.rstrip("/")
+            items.extend(InputItem(f"{base}/{r.as_posix()}", r) for r in rels)
     return items

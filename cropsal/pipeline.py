@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 
 from cropsal.api import Cropper, choose_crops
-from cropsal.decode import DEFAULT_MAX_PIXELS, DecodedImage, composite, decode_file
+from cropsal.decode import DEFAULT_MAX_PIXELS, DecodedImage, composite, decode_bytes, read_input
 from cropsal.discover import InputItem
 from cropsal.errors import CropsalError, OutputError
 from cropsal.geometry import Box, Target, largest_window
@@ -27,6 +27,11 @@ from cropsal.records import CropRecord, ImageRecord
 from cropsal.write import OutputSpec, atomic_write, crop_path, cut, encode, output_stems
 
 log = logging.getLogger(__name__)
+
+# The network's pixels are decoded with at least this many times its input size per side, so
+# that a photo cropped to thumbnails (--size 600x600 of a 12-megapixel JPEG) needs one decode,
+# shared by the crops and the network.
+NETWORK_OVERSAMPLE = 2.0
 
 
 @dataclass(frozen=True)
@@ -61,9 +66,13 @@ class CropJob:
         self.options = options
         self.finishing: deque[Future] = deque()  # crops being written, in input order
 
-    def run(self, items: list[InputItem]) -> Iterator[ImageRecord]:
-        """Yield one record per item, in input order."""
-        stems = output_stems([i.rel for i in items])
+    def run(
+        self, items: list[InputItem], stems: list[PurePosixPath] | None = None
+    ) -> Iterator[ImageRecord]:
+        """Yield one record per item, in input order. ``stems`` are the items' output stems,
+        made unique over the whole run (:func:`output_stems`); a distributed run computes them
+        once for all its items and hands each worker its share."""
+        stems = stems if stems is not None else output_stems([i.rel for i in items])
         works = [
             Work(i, s, ImageRecord(input=str(i.path), error=i.error)) for i, s in zip(items, stems)
         ]
@@ -126,8 +135,11 @@ class CropJob:
                 )
                 return
         try:
-            w.image = decode_file(w.item.path, self.options.max_pixels, self.allowed_shrink)
-            small = self.cropper.model.resize(w.image.bgr)
+            data = read_input(w.item.path)
+            w.image = decode_bytes(
+                data, self.options.max_pixels, self.allowed_shrink, self.network_shrink
+            )
+            small = self.cropper.model.resize(w.image.network)
             w.asymmetry = mirror_asymmetry(small)
             w.net_input = self.cropper.model.to_input(small)
         except CropsalError as e:
@@ -138,14 +150,21 @@ class CropJob:
                 f"cannot decode: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
             )
 
+    def network_shrink(self, width: int, height: int) -> float:
+        """How many times fewer pixels per side than ``width × height`` the network's pixels
+        may have: its input size times :data:`NETWORK_OVERSAMPLE` (the input's shape follows the
+        image's, so EXIF turning changes nothing). It depends on the image alone, never on the outputs asked for, so
+        a JPEG gives the same saliency map and the same boxes whether its crops need full
+        resolution, a reduced decode or none at all."""
+        input_w, input_h = self.cropper.model.preprocessing.input_size(width, height)
+        return max(1.0, min(width / input_w, height / input_h) / NETWORK_OVERSAMPLE)
+
     def allowed_shrink(self, width: int, height: int) -> float:
         """How many times fewer pixels per side a ``width × height`` image may be decoded with
-        (either orientation, as EXIF may turn it): every output still gets at least its own
-        pixels, the network its input size and an overlay its long side. Crops without an exact
-        ``--size`` keep full resolution."""
+        for its outputs (either orientation, as EXIF may turn it): every crop still gets at
+        least its own pixels and an overlay its long side; crops without an exact ``--size``
+        keep full resolution. Without outputs, the network's own scale."""
         needs = []
-        input_w, input_h = self.cropper.model.preprocessing.input_size(width, height)
-        needs.append(min(width / input_w, height / input_h))
         if self.options.heatmaps:
             needs.append(max(width, height) / OVERLAY_LONG_SIDE)
         if self.options.output:
@@ -155,6 +174,8 @@ class CropJob:
                 for w, h in ((width, height), (height, width)):
                     cw, ch = largest_window(w, h, t.ratio)
                     needs.append(min(cw / t.size[0], ch / t.size[1]))
+        if not needs:
+            return self.network_shrink(width, height)
         return max(1.0, min(needs))
 
     def infer(self, batch: list[Work]) -> None:

@@ -38,6 +38,13 @@ class ImageRecord:
     def ok(self) -> bool:
         return self.error is None
 
+    @classmethod
+    def from_json(cls, line: str) -> ImageRecord:
+        """The record a :meth:`to_json` line describes."""
+        data = json.loads(line)
+        data["crops"] = [CropRecord(**c) for c in data.get("crops", [])]
+        return cls(**data)
+
     def to_json(self) -> str:
         """One line of JSON; a path that is not valid Unicode (a file name in another encoding)
         is written with ``\\udcXX`` escapes, so the line stays valid UTF-8."""

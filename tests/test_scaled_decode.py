@@ -1,5 +1,6 @@
 """JPEGs decoded at 1/2, 1/4 or 1/8 scale (when every output allows it) give the same boxes as
-a full-resolution decode, and outputs of the exact size."""
+a full-resolution decode (the network always sees the same decode), and outputs of the exact
+size."""
 
 from __future__ import annotations
 
@@ -19,11 +20,13 @@ SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
 
 @pytest.fixture(scope="module")
 def big_jpegs(tmp_path_factory):
-    """Two sample photos upscaled to 2400 px, one of them stored sideways with EXIF 6."""
+    """The sample photos upscaled to 2400 px, one of them also stored sideways with EXIF 6."""
     from PIL import Image
 
     root = tmp_path_factory.mktemp("big")
-    for name in ("chelsea.jpg", "space/rocket.jpg"):
+    names = [p.relative_to(SAMPLES) for p in sorted(SAMPLES.rglob("*.jpg"))]
+    assert len(names) >= 6
+    for name in names:
         img = cv2.imread(str(SAMPLES / name))
         big = cv2.resize(img, (2400, round(2400 * img.shape[0] / img.shape[1])))
         cv2.imwrite(str(root / Path(name).name), big, [cv2.IMWRITE_JPEG_QUALITY, 92])
@@ -72,14 +75,17 @@ def test_reduced_decode_is_used_and_keeps_the_displayed_size(big_jpegs):
 
 
 def test_boxes_match_a_full_resolution_decode(big_jpegs, tmp_path):
-    sized = boxes(big_jpegs, "--size", "300x300", "--size", "480x270", "-o", str(tmp_path))
-    full = boxes(big_jpegs, "--aspect", "1:1", "--aspect", "16:9")  # aspects: full resolution
-    assert sized.keys() == full.keys()
+    sized = boxes(big_jpegs, "--size", "300x300", "--size", "480x270", "-o", str(tmp_path / "s"))
+    # crops of an aspect (no --size) are cut from a full-resolution decode
+    full = boxes(big_jpegs, "--aspect", "1:1", "--aspect", "16:9", "-o", str(tmp_path / "f"))
+    json_only = boxes(big_jpegs, "--aspect", "1:1", "--aspect", "16:9")  # network scale only
+    assert sized.keys() == full.keys() == json_only.keys()
     for name, (w, h, got) in sized.items():
         fw, fh, want = full[name]
         assert (w, h) == (fw, fh)
+        assert json_only[name] == full[name]
         for a, b in zip(got, want, strict=True):
             assert np.abs(np.array(a) - np.array(b)).max() <= 1, (name, a, b)
-    for path in tmp_path.iterdir():
+    for path in (tmp_path / "s").iterdir():
         img = cv2.imread(str(path))
         assert img.shape[:2] in ((300, 300), (270, 480)), path.name

@@ -6,6 +6,7 @@ either they are skipped, saying which is missing.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -106,8 +107,27 @@ def test_distil_and_prune_stages_run_and_export(tmp_path):
     assert len(curve) >= 3  # header + unpruned + at least one pruned point
     assert (tmp_path / "p" / "curve.png").is_file()
 
+    # recovery: the distil stage again, from the pruned network and the cached teacher maps
+    recover_cfg = StudentConfig.load(
+        None,
+        common
+        | {
+            "steps": 2,
+            "val_every": 2,
+            "init": str(pruned),
+            "maps": str(tmp_path / "s" / "teacher_maps.npz"),
+        },
+    )
+    recovered = train_student(recover_cfg, tmp_path / "r", smoke=True)
+    assert not (tmp_path / "r" / "teacher_maps.npz").exists()  # the teachers did not run again
+    resolved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert (
+        resolved["net"]["hidden"]
+        == torch.load(pruned, weights_only=False)["config"]["net"]["hidden"]
+    )
+
     onnx_path = tmp_path / "pruned.onnx"
-    export_checkpoint(pruned, onnx_path, "pruned-smoke")  # raises if ONNX Runtime ≠ PyTorch
+    export_checkpoint(recovered, onnx_path, "pruned-smoke")  # raises if ONNX Runtime ≠ PyTorch
     model = SaliencyModel(onnx_path, device="cpu", threads=1)
     (log_density,) = model.predict([np.zeros((96, 128, 3), np.uint8)])
     assert log_density.shape == (24, 32)  # the input is resized to long side 256

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import click
@@ -141,6 +142,26 @@ def _targets(aspects: tuple[str, ...], sizes: tuple[str, ...]):
     default=None,
     help="Worker threads for decoding and writing [default: CPU count].",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    help="local: threads in this process; ray: Ray Data actors (needs: pip install "
+    "'cropsal[ray]'), on this machine or the cluster given by --address.",
+)
+@click.option(
+    "--address",
+    metavar="ADDR",
+    help="With --engine ray: the cluster to join (e.g. ray://head:10001 or auto) "
+    "[default: $RAY_ADDRESS, else a local Ray instance].",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1),
+    default=None,
+    help="With --engine ray: number of actors, each with --jobs CPUs (or a GPU with CUDA) "
+    "[default: as many as the cluster holds].",
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing but errors.")
 @click.option("-v", "--verbose", count=True, show_default=False, help="Log more (-vv: debug).")
 @click.option("--traceback", "show_traceback", is_flag=True, help="Show tracebacks of errors.")
@@ -164,6 +185,9 @@ def crop(
     device,
     batch_size,
     jobs,
+    engine,
+    address,
+    workers,
     quiet,
     verbose,
     show_traceback,
@@ -185,6 +209,16 @@ def crop(
         raise click.UsageError(f"--json {json_path}: is a folder; give a file name")
     if inputs.count("-") > 1:
         raise click.UsageError("'-' (read paths from stdin) may be given once")
+    for name, folder in (("--output", outdir), ("--heatmaps", heatmaps)):
+        if folder is not None and re.match(r"^[A-Za-z][A-Za-z0-9+.-]+:/", str(folder)):
+            raise click.UsageError(
+                f"{name} {folder}: writing to an object store is not supported; give a folder "
+                "(on a file system every worker shares, with --engine ray)"
+            )
+    if engine != "ray" and (address or workers):
+        raise click.UsageError("--address and --workers need --engine ray")
+    if engine == "ray" and jobs is None:
+        jobs = 1  # one CPU per actor unless asked otherwise
 
     try:
         from cropsal.cli.run import run_crop
@@ -208,6 +242,9 @@ def crop(
             device=device,
             batch_size=batch_size,
             jobs=jobs or os.cpu_count() or 1,
+            engine=engine,
+            address=address,
+            workers=workers,
             quiet=quiet,
         )
     except KeyboardInterrupt:

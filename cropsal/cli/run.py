@@ -14,7 +14,7 @@ from typing import IO
 
 import click
 
-from cropsal.errors import ExitCode, OutputError
+from cropsal.errors import ExitCode, ModelError, OutputError
 from cropsal.geometry import Target
 from cropsal.records import ImageRecord
 from cropsal.write import FILE_MODE
@@ -111,6 +111,9 @@ def run_crop(
     batch_size: int,
     jobs: int,
     quiet: bool,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
 ) -> int:
     from cropsal.api import Cropper
     from cropsal.discover import discover
@@ -131,10 +134,24 @@ def run_crop(
         filters = " (with --include/--exclude filters)" if include or exclude else ""
         log.warning("no images found in %s%s", ", ".join(inputs), filters)
 
-    cropper = Cropper(model_path, device=device, threads=jobs, policy=PolicyConfig(zoom=zoom))
-    log.info("batch size %d, %d worker threads", batch_size, jobs)
     spec = OutputSpec(outdir, fmt, quality, overwrite, skip_existing) if outdir else None
-    job = CropJob(cropper, JobOptions(targets, spec, heatmaps, max_pixels, batch_size, jobs))
+    options = JobOptions(targets, spec, heatmaps, max_pixels, batch_size, jobs)
+    if engine == "ray":
+        from cropsal.model import resolve_model
+        from cropsal.ray_engine import WorkerSettings, run_records
+
+        # the workers open the model by absolute path (a shared file system) or shipped name
+        model = None if model_path is None else str(resolve_model(model_path).resolve())
+        if model is not None and not Path(model).is_file():
+            raise ModelError(f"{model}: model file not found")
+        settings = WorkerSettings(options, model, device, zoom, jobs)
+        job = None
+        records = run_records(items, settings, address, workers)
+    else:
+        cropper = Cropper(model_path, device=device, threads=jobs, policy=PolicyConfig(zoom=zoom))
+        log.info("batch size %d, %d worker threads", batch_size, jobs)
+        job = CropJob(cropper, options)
+        records = job.run(items)
 
     counts = {"cropped": 0, "failed": 0, "skipped": 0}
     show_progress = not quiet and sys.stderr.isatty()
@@ -148,11 +165,11 @@ def run_crop(
             advance()
 
         try:
-            for record in job.run(items):
+            for record in records:
                 emit(record)
         except KeyboardInterrupt:
             # images whose crops were written before the interrupt still get their record
-            for record in job.drain():
+            for record in job.drain() if job else ():
                 emit(record)
             raise
 

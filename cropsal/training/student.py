@@ -9,6 +9,7 @@ student's loss is ``kl_weight × KL(ensemble ‖ student) + (1 − kl_weight) ×
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -55,6 +56,11 @@ class StudentConfig:
     val_limit: int = 0
     seed: int = 0
     threads: int = 0
+    # a checkpoint.pt to start from instead of ImageNet (e.g. a pruned student, to recover what
+    # pruning cost); its network replaces ``net``
+    init: str = ""
+    # a teacher_maps.npz written by an earlier distil run, reused instead of running the teachers
+    maps: str = ""
     net: NetConfig = field(default_factory=lambda: NetConfig(taps=[6, 13], readout=[16]))
 
     @classmethod
@@ -179,10 +185,17 @@ def kl_from(target: torch.Tensor, log_density: torch.Tensor) -> torch.Tensor:
 
 def train_student(cfg: StudentConfig, out: Path, smoke: bool = False) -> Path:
     """Run (or resume) the stage; returns the checkpoint path."""
+    init = None
+    if cfg.init:  # the resolved configuration names the network actually trained
+        init, init_config = load_checkpoint(Path(cfg.init))
+        cfg = dataclasses.replace(cfg, net=NetConfig(**init_config["net"]))
     rng = start_run(cfg, out)
     sets = [load_fixation_set(p) for p in cfg.datasets]
     baseline = CentreBiasBaseline.fit(sets, "train")
-    maps = teacher_maps(cfg, sets, baseline, out, limit=12 if smoke else 0)
+    if cfg.maps:
+        maps = load_teacher_maps(Path(cfg.maps))
+    else:
+        maps = teacher_maps(cfg, sets, baseline, out, limit=12 if smoke else 0)
     weights = (
         mixture_weights(maps, sets, baseline) if not smoke else {m: 1 / len(maps) for m in maps}
     )
@@ -190,7 +203,7 @@ def train_student(cfg: StudentConfig, out: Path, smoke: bool = False) -> Path:
     images = cache_images(sets, "train", limit=8 if smoke else 0)
     densities = [ensemble_density(maps, weights, im.source) for im in images]
 
-    model = SaliencyNet(cfg.net, imagenet=True)
+    model = init if init is not None else SaliencyNet(cfg.net, imagenet=True)
     opt = make_optimizer(model, cfg)
     log.info(
         "student: %.2f M parameters, %.1f MMAC at 256x192",

@@ -1,0 +1,132 @@
+"""The Ray Data engine gives what the local engine gives: the same records (boxes, rules, errors),
+the same output names and the same crop bytes, on a local two-CPU Ray instance.
+
+Needs the ``ray`` extra; skipped, saying so, without it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path, PurePosixPath
+
+import corpus
+import pytest
+from helpers import SAMPLE_IMAGES, run_cropsal, write_image
+
+ray = pytest.importorskip("ray", reason="the Ray engine needs the 'ray' extra")
+pytest.importorskip("ray.data", reason="the Ray engine needs ray[data]")
+
+from cropsal.discover import discover
+from cropsal.geometry import parse_aspect, parse_size
+from cropsal.pipeline import CropJob, JobOptions
+from cropsal.ray_engine import WorkerSettings, crop_dataset, paths_dataset
+from cropsal.write import OutputSpec
+
+TARGETS = (parse_aspect("1:1"), parse_aspect("16:9"), parse_size("120x90"))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray instance with two CPUs; yields its address for the CLI's --address."""
+    ray.init(
+        num_cpus=2,
+        _node_ip_address="127.0.0.1",  # nothing listens beyond this machine
+        include_dashboard=False,
+        log_to_driver=False,
+        object_store_memory=200 * 2**20,
+    )
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory) -> Path:
+    """sample_images, the broken corpus beside them, and two inputs sharing one output stem."""
+    root = tmp_path_factory.mktemp("mixed") / "in"
+    shutil.copytree(SAMPLE_IMAGES, root / "photos", ignore=shutil.ignore_patterns("*.md"))
+    corpus.write_broken_corpus(root / "broken")
+    write_image(root / "twins" / "a.jpg", 160, 90, seed=4)
+    write_image(root / "twins" / "a.png", 90, 160, seed=5)
+    return root
+
+
+def lines_with(path: Path, old: str, new: str) -> list[dict]:
+    return [json.loads(line.replace(old, new)) for line in path.read_text("utf-8").splitlines()]
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_cli_ray_engine_matches_the_local_engine(cluster, mixed, tmp_path):
+    local_out, ray_out = tmp_path / "local", tmp_path / "ray"
+    common = ["--aspect", "1:1", "--aspect", "9:16", "--size", "200x100"]
+    local = run_cropsal("crop", mixed, "-o", local_out, "--json", tmp_path / "l.jsonl", *common)
+    distributed = run_cropsal(
+        "crop", mixed, "-o", ray_out, "--json", tmp_path / "r.jsonl", *common,
+        "--engine", "ray", "--address", cluster, "--batch-size", "4",
+    )  # fmt: skip
+    assert local.rc == distributed.rc == 1, distributed.stderr  # the broken files fail
+    expected = lines_with(tmp_path / "l.jsonl", str(local_out), str(ray_out))
+    got = lines_with(tmp_path / "r.jsonl", str(ray_out), str(ray_out))
+    assert [r["input"] for r in got] == [r["input"] for r in expected]  # input order kept
+    assert got == expected
+    assert sum(1 for r in got if r["error"]) >= 10 and sum(1 for r in got if not r["error"]) >= 11
+    assert files_under(ray_out) == files_under(local_out)  # same names, same bytes
+    assert (ray_out / "twins" / "a-jpg_1x1.jpg").is_file()  # collision resolved run-wide
+    errors = lambda s: sorted(line for line in s.splitlines() if line.startswith("cropsal: error"))
+    assert errors(distributed.stderr) == errors(local.stderr)
+
+
+def test_python_entry_point_on_a_dataset_of_paths(cluster, mixed, tmp_path):
+    paths = [mixed / "photos" / "coffee.jpg", mixed / "photos" / "space" / "rocket.jpg"]
+    paths += [mixed / "broken" / "truncated.jpg", tmp_path / "missing.jpg"]
+    options = JobOptions(TARGETS, OutputSpec(tmp_path / "out"), batch_size=2, jobs=1)
+    records = crop_dataset(
+        ray.data.from_items([{"path": str(p)} for p in paths]), WorkerSettings(options)
+    ).take_all()
+    by_input = {r["input"]: json.loads(r["record"]) for r in records}
+    assert set(by_input) == {str(p) for p in paths}
+
+    from cropsal.api import Cropper
+
+    job = CropJob(Cropper(device="cpu", threads=1), JobOptions(TARGETS, None))
+    local = {r.input: r for r in job.run(discover([str(p) for p in paths[:2]]))}
+    for p in paths[:2]:
+        rec = by_input[str(p)]
+        assert rec["error"] is None
+        boxes = [(c["x"], c["y"], c["width"], c["height"]) for c in rec["crops"]]
+        assert boxes == [(c.x, c.y, c.width, c.height) for c in local[str(p)].crops]
+        for c in rec["crops"]:  # outputs named after the file
+            assert Path(c["output"]).is_file() and Path(c["output"]).name.startswith(p.stem)
+    for p in paths[2:]:
+        assert by_input[str(p)]["error"] and by_input[str(p)]["crops"] == []
+    row = next(r for r in records if r["input"] == str(tmp_path / "missing.jpg"))
+    assert "No such file" in row["error"]
+
+
+def test_paths_dataset_lists_uris_like_local_folders(cluster, mixed):
+    pytest.importorskip("pyarrow")
+    local = discover([str(mixed / "photos")])
+    rows = paths_dataset([(mixed / "photos").as_uri()]).take_all()
+    assert [r["rel"] for r in rows] == [i.rel.as_posix() for i in local]
+    assert [r["stem"] for r in rows] == [(i.rel.parent / i.rel.stem).as_posix() for i in local]
+    assert all(r["path"].startswith("file://") and not r["error"] for r in rows)
+
+
+def test_local_engine_reads_file_uris(mixed, tmp_path):
+    pytest.importorskip("pyarrow")
+    photo = mixed / "photos" / "chelsea.jpg"
+    by_path = run_cropsal("crop", photo, "--json", tmp_path / "a.jsonl")
+    by_uri = run_cropsal("crop", photo.as_uri(), "--json", tmp_path / "b.jsonl")
+    missing = run_cropsal("crop", (mixed / "nope.jpg").as_uri(), "--json", tmp_path / "c.jsonl")
+    assert by_path.rc == by_uri.rc == 0, by_uri.stderr
+    a, b = (json.loads((tmp_path / n).read_text()) for n in ("a.jsonl", "b.jsonl"))
+    assert b["input"] == photo.as_uri() and a["crops"] == b["crops"]
+    assert missing.rc == 1 and "no such file" in missing.stderr.lower()
+    assert PurePosixPath(json.loads((tmp_path / "c.jsonl").read_text())["input"]).name == "nope.jpg"
