@@ -101,7 +101,9 @@ class Cropper:
 
     ``device`` is ``"auto"`` (CUDA when onnxruntime-gpu and a GPU are present), ``"cpu"`` or
     ``"cuda"``; ``threads`` caps ONNX Runtime's intra-op threads; ``policy`` holds the crop
-    policy's thresholds (``PolicyConfig(zoom=0.6)`` lets windows shrink to 60 %).
+    policy's thresholds (``PolicyConfig(zoom=0.6)`` lets windows shrink to 60 %);
+    ``spin=False`` keeps ONNX Runtime's idle threads from busy-waiting (for pipelines that
+    keep other threads busy).
     """
 
     def __init__(
@@ -110,8 +112,9 @@ class Cropper:
         device: str = "auto",
         threads: int | None = None,
         policy: PolicyConfig | None = None,
+        spin: bool = True,
     ) -> None:
-        self.model = SaliencyModel(model, device=device, threads=threads)
+        self.model = SaliencyModel(model, device=device, threads=threads, spin=spin)
         self.policy = policy or PolicyConfig()
 
     @property

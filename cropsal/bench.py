@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -41,6 +42,8 @@ class BenchResult:
     images_per_s: float = 0.0
     stage_ms: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
+    decode_floor_per_s: float = 0.0  # decoding alone, at the scales the outputs need
+    decode_scales: dict[str, int] = field(default_factory=dict)  # "1/4": number of images
     peers: dict[str, dict] = field(default_factory=dict)
 
 
@@ -119,6 +122,37 @@ def time_pipeline(
     return time.perf_counter() - t0
 
 
+def decode_floor(
+    job: CropJob, paths: list[Path], jobs: int, rounds: int
+) -> tuple[float, dict[str, int]]:
+    """Images per second of decoding alone, on ``jobs`` threads: each file read and decoded by
+    OpenCV at the scale the pipeline picks for its outputs (JPEG 1/2, 1/4, 1/8), nothing else.
+    No pipeline reading and decoding the same files can beat it. Returns the rate and how
+    many images each scale took."""
+    import cv2
+
+    from cropsal.decode import REDUCED_FLAGS, reduction
+    from cropsal.probe import probe
+
+    flags, scales = [], {}
+    for p in paths:
+        info = probe(p.read_bytes())
+        factor = reduction(info, job.allowed_shrink(info.width or 1, info.height or 1))
+        flags.append(REDUCED_FLAGS.get(factor, cv2.IMREAD_COLOR))
+        scales[f"1/{factor}"] = scales.get(f"1/{factor}", 0) + 1
+
+    def one(k: int) -> None:
+        cv2.imdecode(np.frombuffer(paths[k].read_bytes(), np.uint8), flags[k])
+
+    walls = []
+    with ThreadPoolExecutor(jobs) as pool:
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            list(pool.map(one, range(len(paths))))
+            walls.append(time.perf_counter() - t0)
+    return len(paths) / float(np.median(walls)), scales
+
+
 def run_process(argv: list[str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of a child process; raises on a non-zero exit.
 
@@ -144,7 +178,11 @@ def run_process(argv: list[str]) -> tuple[float, float]:
 
 
 def compare_processes(
-    paths: list[Path], size: tuple[int, int], rounds: int, out: Path
+    paths: list[Path],
+    size: tuple[int, int],
+    rounds: int,
+    out: Path,
+    model: str | Path | None = None,
 ) -> dict[str, dict]:
     """Whole processes over all images, interleaved per round: cropsal and vipsthumbnail."""
     w, h = size
@@ -162,6 +200,7 @@ def compare_processes(
             str(out / "cropsal"),
             "--overwrite",
             "-q",
+            *(["--model", str(model)] if model else []),
         ]
     }
     if shutil.which("vipsthumbnail"):
@@ -248,8 +287,9 @@ def run_bench(
     batch_size: int,
     device: str,
     compare: bool,
+    model: str | Path | None = None,
 ) -> BenchResult:
-    cropper = Cropper(device=device, threads=jobs)
+    cropper = Cropper(model, device=device, threads=jobs, spin=False)
     result = BenchResult(len(paths), rounds, machine_info(cropper, jobs))
     with tempfile.TemporaryDirectory(prefix="cropsal-bench-") as tmp:
         out = Path(tmp)
@@ -263,10 +303,14 @@ def run_bench(
         result.images_per_s = len(paths) / float(np.median(wall))
         result.stage_ms = {s: float(np.median(v)) for s, v in stage_times.items()}
         result.peak_rss_mb = peak_rss_mb()
+        floor_job = CropJob(cropper, JobOptions(targets, OutputSpec(out), batch_size=batch_size))
+        result.decode_floor_per_s, result.decode_scales = decode_floor(
+            floor_job, paths, jobs, rounds
+        )
 
         if compare:
             size = next((t.size for t in targets if t.size), (600, 600))
-            result.peers.update(compare_processes(paths, size, rounds, out / "procs"))
+            result.peers.update(compare_processes(paths, size, rounds, out / "procs", model))
             sc = compare_smartcrop(paths, size, rounds, out)
             if sc:
                 ours_ms = 1000.0 / result.images_per_s

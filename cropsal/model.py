@@ -85,8 +85,14 @@ class SaliencyModel:
     """An ONNX saliency network: ``HxWx3 uint8 BGR`` images → ``[h, w]`` float32 log-densities."""
 
     def __init__(
-        self, path: str | Path | None = None, device: str = "auto", threads: int | None = None
+        self,
+        path: str | Path | None = None,
+        device: str = "auto",
+        threads: int | None = None,
+        spin: bool = True,
     ) -> None:
+        """``spin=False`` stops ONNX Runtime's idle threads from busy-waiting for the next run,
+        which leaves the cores to decoding and encoding threads in a pipeline."""
         import onnxruntime as ort
 
         self.path = resolve_model(path)
@@ -95,6 +101,8 @@ class SaliencyModel:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or os.cpu_count() or 1
         options.log_severity_level = 3
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = select_providers(device)
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)

@@ -63,6 +63,7 @@ class CropWorker:
             device=settings.device,
             threads=settings.threads,
             policy=PolicyConfig(zoom=settings.zoom),
+            spin=False,
         )
         self.job = CropJob(cropper, settings.options)
         log.info("ray worker ready: %s on %s", cropper.model.name, cropper.provider)

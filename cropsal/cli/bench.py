@@ -35,11 +35,27 @@ log = logging.getLogger("cropsal")
     is_flag=True,
     help="Also run vipsthumbnail, smartcrop.py and Twitter's network where installed.",
 )
+@click.option(
+    "--model",
+    "model_path",
+    help="Saliency model: an ONNX file or a shipped name [default: the shipped default].",
+)
 @click.option("--json", "json_path", metavar="PATH", help="Write the result as JSON ('-': stdout).")
 @click.option("-q", "--quiet", is_flag=True, help="No table.")
 @click.option("-v", "--verbose", count=True, show_default=False, help="Log more.")
 def bench(
-    inputs, sizes, aspects, rounds, jobs, batch_size, device, compare, json_path, quiet, verbose
+    inputs,
+    sizes,
+    aspects,
+    rounds,
+    jobs,
+    batch_size,
+    device,
+    compare,
+    model_path,
+    json_path,
+    quiet,
+    verbose,
 ) -> int:
     """Time the real pipeline over INPUT images (files or folders)."""
     configure_logging(-1 if quiet else verbose)
@@ -59,6 +75,7 @@ def bench(
         batch_size,
         device,
         compare,
+        model_path,
     )
     data = asdict(result)
     if json_path == "-":
@@ -85,6 +102,15 @@ def print_result(data: dict) -> None:
         f"cropsal pipeline: [bold]{data['images_per_s']:.1f} images/s[/bold], "
         f"peak RSS {data['peak_rss_mb']:.0f} MiB"
     )
+    floor = data["decode_floor_per_s"]
+    if floor:
+        scales = ", ".join(f"{n} at {k}" for k, n in sorted(data["decode_scales"].items()))
+        process = data["peers"].get("cropsal crop (process)", {}).get("images_per_s")
+        share = f"; the cropsal process {100 * process / floor:.0f} %" if process else ""
+        console.print(
+            f"decode floor (decoding alone, {scales}): {floor:.1f} images/s; "
+            f"the pipeline reaches {100 * data['images_per_s'] / floor:.0f} %{share}"
+        )
     stages = Table(title="ms per image, each stage alone (median)")
     for s in data["stage_ms"]:
         stages.add_column(s, justify="right")

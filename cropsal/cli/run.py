@@ -148,7 +148,9 @@ def run_crop(
         job = None
         records = run_records(items, settings, address, workers)
     else:
-        cropper = Cropper(model_path, device=device, threads=jobs, policy=PolicyConfig(zoom=zoom))
+        cropper = Cropper(
+            model_path, device=device, threads=jobs, policy=PolicyConfig(zoom=zoom), spin=False
+        )
         log.info("batch size %d, %d worker threads", batch_size, jobs)
         job = CropJob(cropper, options)
         records = job.run(items)
