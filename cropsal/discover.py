@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from urllib.parse import quote, unquote
 
 log = logging.getLogger(__name__)
 
@@ -149,46 +150,55 @@ def discover(
     return items
 
 
+def uri_name(uri: str) -> PurePosixPath:
+    """The last part of a URI (percent escapes decoded), where its outputs are named."""
+    return PurePosixPath(unquote(uri.rstrip("/").rsplit("/", 1)[-1]))
+
+
 def discover_uris(
     uris: Iterable[str], include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()
 ) -> list[InputItem]:
     """:func:`discover` for remote file systems (``s3://``, ``gs://``, ``hdfs://``,
     ``file://``) through ``pyarrow.fs``: a prefix is listed recursively, in the order
     :func:`walk` uses (each folder's files by name, then its subfolders); hidden entries and
-    files without an image extension are skipped. Items keep their URI as ``path``."""
+    files without an image extension are skipped. Items keep a URI as ``path``: the one given,
+    or for listed files the prefix plus their percent-escaped relative path. A prefix that
+    cannot be listed is one item with the reason."""
     items: list[InputItem] = []
     try:
         from pyarrow import fs
     except ImportError:
         reason = "reading URIs needs pyarrow (pip install 'cropsal[ray]')"
-        return [InputItem(u, PurePosixPath(u.rsplit("/", 1)[-1]), reason) for u in uris]
+        return [InputItem(u, uri_name(u), reason) for u in uris]
+    image_types = {e.lstrip(".") for e in IMAGE_EXTENSIONS}
     for uri in uris:
         try:
             filesystem, root = fs.FileSystem.from_uri(uri)
             info = filesystem.get_file_info(root)
-        except (OSError, ValueError) as e:
-            items.append(InputItem(uri, PurePosixPath(uri.rsplit("/", 1)[-1]), f"cannot list: {e}"))
-            continue
-        if info.type == fs.FileType.NotFound:
-            name = PurePosixPath(uri.rsplit("/", 1)[-1])
-            items.append(InputItem(uri, name, "no such file or folder"))
-        elif info.type != fs.FileType.Directory or info.extension.lower() in {
-            e.lstrip(".") for e in IMAGE_EXTENSIONS
-        }:
-            rel = PurePosixPath(PurePosixPath(root).name)
-            if matches(rel, include, exclude):
-                items.append(InputItem(uri, rel))
-        else:
+            if info.type == fs.FileType.NotFound:
+                items.append(InputItem(uri, uri_name(uri), "no such file or folder"))
+                continue
+            if info.type != fs.FileType.Directory or info.extension.lower() in image_types:
+                rel = PurePosixPath(PurePosixPath(root).name)
+                if matches(rel, include, exclude):
+                    items.append(InputItem(uri, rel))
+                continue
             found = filesystem.get_file_info(fs.FileSelector(root, recursive=True))
-            rels = []
-            for f in found:
-                rel = PurePosixPath(f.path).relative_to(PurePosixPath(root))
-                if f.type != fs.FileType.File or any(p.startswith(".") for p in rel.parts):
-                    continue
-                if rel.suffix.lower() in IMAGE_EXTENSIONS and matches(rel, include, exclude):
-                    rels.append(rel)
-            # files of a folder before its subfolders, each group by name (as walk)
-            rels.sort(key=lambda r: [(1, part) for part in r.parts[:-1]] + [(0, r.name)])
-            base = uri.rstrip("/")
-            items.extend(InputItem(f"{base}/{r.as_posix()}", r) for r in rels)
+        except Exception as e:  # noqa: BLE001 (pyarrow: OSError, ValueError, UnicodeDecodeError…)
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            items.append(InputItem(uri, uri_name(uri), f"cannot list: {reason}"))
+            continue
+        rels = []
+        for f in found:
+            rel = PurePosixPath(f.path).relative_to(PurePosixPath(root))
+            if f.type != fs.FileType.File or any(p.startswith(".") for p in rel.parts):
+                continue
+            if rel.suffix.lower() in IMAGE_EXTENSIONS and matches(rel, include, exclude):
+                rels.append(rel)
+        # files of a folder before its subfolders, each group by name (as walk)
+        rels.sort(key=lambda r: [(1, part) for part in r.parts[:-1]] + [(0, r.name)])
+        base = uri.rstrip("/")
+        for r in rels:
+            escaped = "/".join(quote(part, safe="") for part in r.parts)
+            items.append(InputItem(f"{base}/{escaped}", r))
     return items

@@ -8,10 +8,12 @@ once, as the local engine does, so output names come out the same. Each Ray acto
 therefore behave exactly as in a local run. The result is a Dataset with one row per input:
 
 ``index`` (int, position in the input listing), ``input`` (str), ``error`` (str, ``""`` when the
-image was cropped) and ``record`` (str, the JSON line ``cropsal crop --json`` writes).
+image was cropped), ``record`` (str, the JSON line ``cropsal crop --json`` writes) and
+``fatal`` (str, ``""`` unless the output location could not be written).
 
-A failing image gives an error record, never a failed job; an output location that cannot be
-written stops the job, as it stops a local run. Ray Data is lazy: crops are written while the
+A failing image gives an error record, never a failed job. An output location that cannot be
+written stops a local run; here the batch's rows carry the reason in ``fatal`` (Ray would
+otherwise replace the error with its own), and ``cropsal crop --engine ray`` stops on it. Ray Data is lazy: crops are written while the
 returned Dataset is consumed (``iter_rows()``, ``materialize()``, ``write_json()`` …).
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cropsal.discover import InputItem, discover, is_uri
+from cropsal.errors import CropsalError, OutputError
 from cropsal.pipeline import JobOptions
 from cropsal.records import ImageRecord
 from cropsal.write import output_stems
@@ -36,7 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RECORD_COLUMNS = ("index", "input", "error", "record")
+RECORD_COLUMNS = ("index", "input", "error", "record", "fatal")
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,9 @@ class WorkerSettings:
     device: str = "auto"  # "auto", "cpu" or "cuda", as for the local engine
     zoom: float = 1.0
     threads: int = 1  # decode/write threads and ONNX Runtime threads per actor
+    # the driver's working folder: relative inputs and outputs resolve there on every worker
+    # (a file system all nodes share, mounted at the same path)
+    cwd: str | None = None
 
 
 class CropWorker:
@@ -58,6 +65,11 @@ class CropWorker:
         from cropsal.pipeline import CropJob
         from cropsal.policy import PolicyConfig
 
+        if settings.cwd:
+            try:
+                os.chdir(settings.cwd)
+            except OSError as e:
+                log.warning("ray worker: cannot enter the driver's folder %s: %s", settings.cwd, e)
         cropper = Cropper(
             settings.model,
             device=settings.device,
@@ -75,12 +87,18 @@ class CropWorker:
             for p, r, e in zip(batch["path"], batch["rel"], batch["error"])
         ]
         stems = [PurePosixPath(s) for s in batch["stem"]]
-        records = list(self.job.run(items, stems))
+        fatal = ""
+        try:
+            records = list(self.job.run(items, stems))
+        except OutputError as e:  # the location, not an image: handed back, the driver stops
+            fatal = str(e)
+            records = [ImageRecord(input=str(i.path), error=fatal) for i in items]
         return {
             "index": np.asarray(batch["index"], np.int64),
             "input": np.array([r.input for r in records], dtype=object),
             "error": np.array([r.error or "" for r in records], dtype=object),
             "record": np.array([r.to_json() for r in records], dtype=object),
+            "fatal": np.array([fatal] * len(records), dtype=object),
         }
 
 
@@ -110,12 +128,17 @@ def paths_dataset(
 
 
 def _name_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Fill ``rel``/``stem``/``error``/``index`` for a Dataset that has only ``path``: outputs
-    are named after the file (``rel`` = its name), which is unique only if the names are."""
+    """Fill what a Dataset of bare paths lacks. ``rel`` (where outputs go under the output
+    folder) defaults to the whole path, scheme and leading slashes dropped, so that names
+    cannot collide (``/data/x/a.jpg`` → ``OUTDIR/data/x/a_1x1.jpg``); ``stem`` follows ``rel``;
+    ``index`` is −1 (the rows have no run-wide listing)."""
     paths = [str(p) for p in batch["path"]]
-    rels = [PurePosixPath(p.rsplit("/", 1)[-1]) for p in paths]
+    if "rel" in batch:
+        rels = [PurePosixPath(str(r)) for r in batch["rel"]]
+    else:
+        rels = [PurePosixPath(p.split("://", 1)[-1].lstrip("/")) for p in paths]
     out = dict(batch)
-    out.setdefault("rel", np.array([r.as_posix() for r in rels], dtype=object))
+    out["rel"] = np.array([r.as_posix() for r in rels], dtype=object)
     out.setdefault("stem", np.array([(r.parent / r.stem).as_posix() for r in rels], dtype=object))
     out.setdefault("error", np.array([""] * len(paths), dtype=object))
     out.setdefault("index", np.full(len(paths), -1, np.int64))
@@ -140,13 +163,12 @@ def crop_dataset(
     import ray
     import ray.data
 
-    cuda = settings.device == "cuda" or (
-        settings.device == "auto" and ray.cluster_resources().get("GPU", 0) > 0
-    )
+    resources = ray.cluster_resources()
+    cuda = settings.device == "cuda" or (settings.device == "auto" and resources.get("GPU", 0) > 0)
     cpus = float(cpus_per_worker if cpus_per_worker is not None else settings.threads)
     gpus = float(gpus_per_worker if gpus_per_worker is not None else 1.0) if cuda else 0.0
+    check_resources(cpus, gpus)
     if workers is None:
-        resources = ray.cluster_resources()
         per = resources.get("GPU", 0) / gpus if gpus else resources.get("CPU", 1) / max(cpus, 1e-9)
         workers = max(1, int(per))
     if "stem" not in paths.schema().names:
@@ -164,6 +186,26 @@ def crop_dataset(
     )
 
 
+def check_resources(cpus: float, gpus: float) -> None:
+    """:class:`CropsalError` unless some node of the cluster can hold one actor of ``cpus``
+    CPUs and ``gpus`` GPUs (Ray would otherwise wait for one for ever)."""
+    import ray
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if any(n.get("CPU", 0) >= cpus and n.get("GPU", 0) >= gpus for n in nodes):
+        return
+    most_cpu = max((n.get("CPU", 0) for n in nodes), default=0)
+    most_gpu = max((n.get("GPU", 0) for n in nodes), default=0)
+    if gpus and most_gpu < gpus:
+        raise CropsalError(
+            f"--device cuda: no node of the Ray cluster has {gpus:g} GPU(s) (most: {most_gpu:g})"
+        )
+    raise CropsalError(
+        f"--jobs {cpus:g}: each Ray worker would need {cpus:g} CPUs, but no node of the "
+        f"cluster has more than {most_cpu:g}"
+    )
+
+
 def connect(address: str | None, quiet: bool = True) -> None:
     """Join the Ray cluster at ``address`` (``None``: ``RAY_ADDRESS`` if set, else a local
     instance on this machine's cores); a session already started in this process is kept."""
@@ -171,17 +213,17 @@ def connect(address: str | None, quiet: bool = True) -> None:
     import ray.data
 
     if not ray.is_initialized():
-        local = address is None and not os.environ.get("RAY_ADDRESS")
+        if quiet:  # Ray's start-up notices and deprecation warnings
+            warnings.filterwarnings("ignore", module=r"ray(\.|$)")
         ray.init(
             address=address,
             include_dashboard=False,
             log_to_driver=not quiet,
-            logging_level=logging.WARNING,
-            # a private instance for this run listens on the loopback interface only
-            **({"_node_ip_address": "127.0.0.1"} if local else {}),
+            logging_level=logging.ERROR if quiet else logging.INFO,
         )
     if quiet:
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        for name in ("ray", "ray.data"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # records come back in input order
     context.enable_progress_bars = False  # cropsal shows its own
@@ -192,14 +234,18 @@ def run_records(
     settings: WorkerSettings,
     address: str | None = None,
     workers: int | None = None,
+    quiet: bool = True,
 ) -> Iterator[ImageRecord]:
-    """The records of a ``cropsal crop --engine ray`` run over ``items``, in input order."""
+    """The records of a ``cropsal crop --engine ray`` run over ``items``, in input order;
+    :class:`OutputError` when a worker could not write to the output location."""
     import ray.data
 
-    connect(address)
     rows = path_rows(items)
     if not rows:
         return
+    connect(address, quiet)
     records = crop_dataset(ray.data.from_items(rows), settings, workers=workers)
     for row in records.iter_rows():
+        if row["fatal"]:
+            raise OutputError(row["fatal"])
         yield ImageRecord.from_json(row["record"])

@@ -18,9 +18,10 @@ ray = pytest.importorskip("ray", reason="the Ray engine needs the 'ray' extra")
 pytest.importorskip("ray.data", reason="the Ray engine needs ray[data]")
 
 from cropsal.discover import discover
+from cropsal.errors import CropsalError, OutputError
 from cropsal.geometry import parse_aspect, parse_size
 from cropsal.pipeline import CropJob, JobOptions
-from cropsal.ray_engine import WorkerSettings, crop_dataset, paths_dataset
+from cropsal.ray_engine import WorkerSettings, crop_dataset, paths_dataset, run_records
 from cropsal.write import OutputSpec
 
 TARGETS = (parse_aspect("1:1"), parse_aspect("16:9"), parse_size("120x90"))
@@ -31,7 +32,6 @@ def cluster():
     """A local Ray instance with two CPUs; yields its address for the CLI's --address."""
     ray.init(
         num_cpus=2,
-        _node_ip_address="127.0.0.1",  # nothing listens beyond this machine
         include_dashboard=False,
         log_to_driver=False,
         object_store_memory=200 * 2**20,
@@ -110,6 +110,39 @@ def test_python_entry_point_on_a_dataset_of_paths(cluster, mixed, tmp_path):
     assert "No such file" in row["error"]
 
 
+def test_bare_paths_with_one_name_get_distinct_outputs(cluster, tmp_path):
+    a, b = (
+        write_image(tmp_path / "x" / "a.jpg", 90, 60),
+        write_image(tmp_path / "y" / "a.jpg", 60, 90),
+    )
+    options = JobOptions(TARGETS[:1], OutputSpec(tmp_path / "out"), batch_size=1, jobs=1)
+    ds = ray.data.from_items([{"path": str(a)}, {"path": str(b)}])
+    records = [
+        json.loads(r["record"]) for r in crop_dataset(ds, WorkerSettings(options)).take_all()
+    ]
+    outputs = {r["crops"][0]["output"] for r in records}
+    assert len(outputs) == 2 and all(Path(o).is_file() for o in outputs)
+    assert all(r["error"] is None for r in records)
+
+
+def test_a_cluster_too_small_for_a_worker_is_an_error_not_a_hang(cluster, tmp_path):
+    options = JobOptions(TARGETS[:1], None)
+    ds = ray.data.from_items([{"path": str(tmp_path / "a.jpg")}])
+    with pytest.raises(CropsalError, match="64 CPUs"):
+        crop_dataset(ds, WorkerSettings(options, threads=64))
+    with pytest.raises(CropsalError, match="GPU"):
+        crop_dataset(ds, WorkerSettings(options, device="cuda"))
+
+
+def test_an_unwritable_output_folder_stops_the_run_with_its_own_error(cluster, tmp_path):
+    photo = write_image(tmp_path / "in" / "a.jpg", 90, 60)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    options = JobOptions(TARGETS[:1], OutputSpec(blocker / "out"), batch_size=1, jobs=1)
+    with pytest.raises(OutputError, match="cannot write output"):
+        list(run_records(discover([str(photo)]), WorkerSettings(options)))
+
+
 def test_paths_dataset_lists_uris_like_local_folders(cluster, mixed):
     pytest.importorskip("pyarrow")
     local = discover([str(mixed / "photos")])
@@ -117,6 +150,18 @@ def test_paths_dataset_lists_uris_like_local_folders(cluster, mixed):
     assert [r["rel"] for r in rows] == [i.rel.as_posix() for i in local]
     assert [r["stem"] for r in rows] == [(i.rel.parent / i.rel.stem).as_posix() for i in local]
     assert all(r["path"].startswith("file://") and not r["error"] for r in rows)
+
+
+def test_uri_listing_escapes_odd_file_names(tmp_path):
+    pytest.importorskip("pyarrow")
+    names = ["with space.jpg", "pct%20.jpg", "ünï cødé.png", "hash#q?.jpg"]
+    for k, name in enumerate(names):
+        write_image(tmp_path / "odd" / name, 64, 48, seed=k)
+    result = run_cropsal("crop", (tmp_path / "odd").as_uri(), "--json", tmp_path / "r.jsonl")
+    assert result.rc == 0, result.stderr
+    records = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert sorted(PurePosixPath(r["input"]).name for r in records) != []
+    assert len(records) == len(names) and all(r["error"] is None for r in records)
 
 
 def test_local_engine_reads_file_uris(mixed, tmp_path):

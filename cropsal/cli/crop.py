@@ -215,6 +215,11 @@ def crop(
                 f"{name} {folder}: writing to an object store is not supported; give a folder "
                 "(on a file system every worker shares, with --engine ray)"
             )
+    if json_path and re.match(r"^[A-Za-z][A-Za-z0-9+.-]+://", json_path):
+        raise click.UsageError(
+            f"--json {json_path}: writing to an object store is not supported; give a file "
+            "name or '-' (and copy the file there)"
+        )
     if engine != "ray" and (address or workers):
         raise click.UsageError("--address and --workers need --engine ray")
     if engine == "ray" and jobs is None:

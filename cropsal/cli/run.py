@@ -144,9 +144,10 @@ def run_crop(
         model = None if model_path is None else str(resolve_model(model_path).resolve())
         if model is not None and not Path(model).is_file():
             raise ModelError(f"{model}: model file not found")
-        settings = WorkerSettings(options, model, device, zoom, jobs)
+        settings = WorkerSettings(options, model, device, zoom, jobs, cwd=os.getcwd())
         job = None
-        records = run_records(items, settings, address, workers)
+        ray_quiet = not log.isEnabledFor(logging.INFO)  # Ray's own messages only with -v
+        records = run_records(items, settings, address, workers, quiet=ray_quiet)
     else:
         cropper = Cropper(
             model_path, device=device, threads=jobs, policy=PolicyConfig(zoom=zoom), spin=False
@@ -188,7 +189,9 @@ def run_crop(
 def report(record: ImageRecord, counts: dict[str, int]) -> None:
     if record.error:
         counts["failed"] += 1
-        click.echo(f"cropsal: error: {record.input}: {record.error}", err=True)
+        # one line per failure, even for a file name with a line break in it
+        name = record.input.replace("\n", "\\n").replace("\r", "\\r")
+        click.echo(f"cropsal: error: {name}: {record.error}", err=True)
     elif record.skipped:
         counts["skipped"] += 1
     else:
