@@ -16,7 +16,7 @@ from cropsal.preprocess import network_input_size, resize_for_network
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "cropsal-v1.onnx"
+DEFAULT_MODEL = "cropsal-v3.onnx"
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -26,7 +26,7 @@ def default_model_path() -> Path:
 
 
 def resolve_model(model: str | Path | None) -> Path:
-    """A model file: ``None`` is the default one, a bare name (``cropsal-v2``) one shipped in
+    """A model file: ``None`` is the default one, a bare name (``cropsal-v1``) one shipped in
     the package, anything else a path."""
     if model is None:
         return default_model_path()

@@ -15,7 +15,7 @@ from cropsal.model import default_model_path
 def test_default_constructor_loads_the_shipped_model():
     c = Cropper()
     assert c.model.path == default_model_path()
-    assert c.model.path.name == "cropsal-v1.onnx"
+    assert c.model.path.name == "cropsal-v3.onnx"
     assert c.model.path.is_file()
     assert c.provider in ("CPUExecutionProvider", "CUDAExecutionProvider")
 

@@ -85,7 +85,7 @@ def prune(config_path: str | None, out: Path, smoke: bool) -> None:
     required=True,
     help="ONNX file to write.",
 )
-@click.option("--name", default="cropsal-v1", show_default=True, help="Model name in metadata.")
+@click.option("--name", required=True, help="Model name in metadata (e.g. cropsal-v3).")
 def export(checkpoint: Path, out: Path, name: str) -> None:
     """Export a checkpoint to ONNX, check it, and compare ONNX Runtime with PyTorch."""
     from cropsal.training.export import export_checkpoint
