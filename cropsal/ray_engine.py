@@ -213,6 +213,8 @@ def connect(address: str | None, quiet: bool = True) -> None:
     import ray.data
 
     if not ray.is_initialized():
+        # a run of cropsal reports nothing about itself to anyone (Ray's usage statistics)
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         if quiet:  # Ray's start-up notices and deprecation warnings
             warnings.filterwarnings("ignore", module=r"ray(\.|$)")
         ray.init(

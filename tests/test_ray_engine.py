@@ -7,6 +7,7 @@ Needs the ``ray`` extra; skipped, saying so, without it.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path, PurePosixPath
 
@@ -30,6 +31,7 @@ TARGETS = (parse_aspect("1:1"), parse_aspect("16:9"), parse_size("120x90"))
 @pytest.fixture(scope="module")
 def cluster():
     """A local Ray instance with two CPUs; yields its address for the CLI's --address."""
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # nothing is reported anywhere
     ray.init(
         num_cpus=2,
         include_dashboard=False,

@@ -140,7 +140,8 @@ def _targets(aspects: tuple[str, ...], sizes: tuple[str, ...]):
     "--jobs",
     type=click.IntRange(1, 256),
     default=None,
-    help="Worker threads for decoding and writing [default: CPU count].",
+    help="Worker threads for decoding and writing [default: CPU count; with --engine ray, "
+    "1 per actor].",
 )
 @click.option(
     "--engine",
