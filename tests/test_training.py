@@ -149,6 +149,20 @@ def test_compact_network_matches_the_gated_one():
     assert sum(b.hidden for b in gated_blocks(small)) < sum(b.hidden for b in gated_blocks(net))
     assert torch.allclose(got, expected, atol=1e-4)
 
+    from cropsal.training.export import pad_hidden
+
+    for block in small.features[1:]:  # BN statistics that are not the identity
+        for bn in block.conv.modules():
+            if isinstance(bn, torch.nn.BatchNorm2d):
+                bn.running_mean.uniform_(-1, 1)
+                bn.running_var.uniform_(0.5, 2)
+    with torch.no_grad():
+        before, padded = small(x), pad_hidden(small)
+        after = padded(x)
+    assert any(b.hidden % 8 for b in gated_blocks(small))
+    assert all(b.hidden % 8 == 0 for b in gated_blocks(padded))
+    assert torch.allclose(after, before, atol=1e-5)  # the added maps are inert
+
 
 @pytest.mark.skipif(not FASTGAZE.is_file(), reason=f"Twitter's network not found at {FASTGAZE}")
 def test_fastgaze_reader_builds_a_runnable_graph():

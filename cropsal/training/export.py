@@ -7,6 +7,7 @@ checked with ``onnx.checker`` and ONNX Runtime's output is compared with PyTorch
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cropsal.training.cost import conv_macs
 from cropsal.training.nets import NetConfig, SaliencyNet
 
 log = logging.getLogger(__name__)
@@ -22,6 +24,7 @@ OPSET = 17
 # max |ONNX Runtime − PyTorch| on log-density values (weights are stored as float16)
 TOLERANCE = 2e-2
 FP16_MIN_ELEMENTS = 1024  # smaller initialisers stay float32
+CHANNEL_MULTIPLE = 8  # hidden widths are padded to this for ONNX Runtime's blocked kernels
 
 
 def load_checkpoint(path: Path) -> tuple[SaliencyNet, dict]:
@@ -115,9 +118,45 @@ def export_model(model: SaliencyNet, out: Path, long_side: int, name: str) -> fl
     return worst
 
 
+def pad_hidden(model: SaliencyNet, multiple: int = CHANNEL_MULTIPLE) -> SaliencyNet:
+    """The same network with each block's hidden width rounded up to ``multiple`` by inert
+    maps (zero filters, batch norms that output 0, zero projection columns): identical outputs.
+
+    ONNX Runtime runs depthwise convolutions in blocked layouts of 8 channels (AVX2; 16 with
+    AVX-512); a pruned width such as 75 falls back to a generic grouped convolution that is
+    many times slower than the MACs it saves."""
+    widths = []
+    for b in model.features[1:]:
+        widths.append(-(-b.hidden // multiple) * multiple)
+    config = dataclasses.replace(model.config, hidden=widths)
+    padded = SaliencyNet(config, imagenet=False)
+    own = padded.state_dict()
+    for key, value in model.state_dict().items():
+        target = own[key]
+        if target.shape == value.shape:
+            target.copy_(value)
+            continue
+        # a block's hidden dimension grew: copy into the leading part, the rest stays inert
+        target.zero_()
+        if key.endswith("running_var"):
+            target.fill_(1.0)
+        target[tuple(slice(0, n) for n in value.shape)] = value
+    padded.load_state_dict(own)
+    return padded.eval()
+
+
 def export_checkpoint(checkpoint: Path, out: Path, name: str) -> None:
     """Export a stage's checkpoint; the check's result goes to ``export.json`` beside it."""
     model, config = load_checkpoint(checkpoint)
+    macs = conv_macs(model)
+    model = pad_hidden(model)
+    if conv_macs(model) != macs:
+        log.info(
+            "hidden widths padded to multiples of %d: %.1f → %.1f MMAC at 256x192",
+            CHANNEL_MULTIPLE,
+            macs / 1e6,
+            conv_macs(model) / 1e6,
+        )
     diff = export_model(model, out, config["long_side"], name)
     record = {"onnx": str(out), "max_abs_diff": diff, "tolerance": TOLERANCE, "opset": OPSET}
     (checkpoint.parent / "export.json").write_text(json.dumps(record, indent=2) + "\n")
