@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -122,35 +123,41 @@ def time_pipeline(
     return time.perf_counter() - t0
 
 
-def decode_floor(
-    job: CropJob, paths: list[Path], jobs: int, rounds: int
-) -> tuple[float, dict[str, int]]:
-    """Images per second of decoding alone, on ``jobs`` threads: each file read and decoded by
-    OpenCV at the scale the pipeline picks for its outputs (JPEG 1/2, 1/4, 1/8), nothing else.
-    No pipeline reading and decoding the same files can beat it. Returns the rate and how
-    many images each scale took."""
-    import cv2
+class DecodeFloor:
+    """Decoding alone, on ``jobs`` threads: each file read and decoded by OpenCV at the scale the
+    pipeline picks for its outputs (JPEG 1/2, 1/4, 1/8), nothing else. No pipeline reading and
+    decoding the same files can beat it. Timed between the other runs of a round, so that it
+    sees the same machine load as they do."""
 
-    from cropsal.decode import REDUCED_FLAGS, reduction
-    from cropsal.probe import probe
+    def __init__(self, job: CropJob, paths: list[Path], jobs: int) -> None:
+        import cv2
 
-    flags, scales = [], {}
-    for p in paths:
-        info = probe(p.read_bytes())
-        factor = reduction(info, job.allowed_shrink(info.width or 1, info.height or 1))
-        flags.append(REDUCED_FLAGS.get(factor, cv2.IMREAD_COLOR))
-        scales[f"1/{factor}"] = scales.get(f"1/{factor}", 0) + 1
+        from cropsal.decode import REDUCED_FLAGS, reduction
+        from cropsal.probe import probe
 
-    def one(k: int) -> None:
-        cv2.imdecode(np.frombuffer(paths[k].read_bytes(), np.uint8), flags[k])
+        self.paths, self.jobs, self.flags = paths, jobs, []
+        self.scales: dict[str, int] = {}  # "1/4": number of images
+        for p in paths:
+            info = probe(p.read_bytes())
+            factor = reduction(info, job.allowed_shrink(info.width or 1, info.height or 1))
+            self.flags.append(REDUCED_FLAGS.get(factor, cv2.IMREAD_COLOR))
+            self.scales[f"1/{factor}"] = self.scales.get(f"1/{factor}", 0) + 1
+        self.walls: list[float] = []
 
-    walls = []
-    with ThreadPoolExecutor(jobs) as pool:
-        for _ in range(rounds):
+    def _one(self, k: int) -> None:
+        import cv2
+
+        cv2.imdecode(np.frombuffer(self.paths[k].read_bytes(), np.uint8), self.flags[k])
+
+    def time_once(self) -> None:
+        with ThreadPoolExecutor(self.jobs) as pool:
             t0 = time.perf_counter()
-            list(pool.map(one, range(len(paths))))
-            walls.append(time.perf_counter() - t0)
-    return len(paths) / float(np.median(walls)), scales
+            list(pool.map(self._one, range(len(self.paths))))
+            self.walls.append(time.perf_counter() - t0)
+
+    @property
+    def images_per_s(self) -> float:
+        return len(self.paths) / float(np.median(self.walls)) if self.walls else 0.0
 
 
 def run_process(argv: list[str]) -> tuple[float, float]:
@@ -183,8 +190,10 @@ def compare_processes(
     rounds: int,
     out: Path,
     model: str | Path | None = None,
+    between: Callable[[], None] | None = None,
 ) -> dict[str, dict]:
-    """Whole processes over all images, interleaved per round: cropsal and vipsthumbnail."""
+    """Whole processes over all images, interleaved per round: cropsal and vipsthumbnail;
+    ``between()`` runs after each round (another measurement under the same load)."""
     w, h = size
     files = [str(p) for p in paths]
     commands = {
@@ -224,6 +233,8 @@ def compare_processes(
             s, m = run_process(argv)
             seconds[name].append(s)
             rss[name] = max(rss[name], m)
+        if between:
+            between()
     return {
         name: {"images_per_s": len(paths) / float(np.median(s)), "peak_rss_mb": rss[name]}
         for name, s in seconds.items()
@@ -294,23 +305,24 @@ def run_bench(
     with tempfile.TemporaryDirectory(prefix="cropsal-bench-") as tmp:
         out = Path(tmp)
         time_pipeline(cropper, paths[:4], targets, out / "warmup", jobs, batch_size)
+        floor_job = CropJob(cropper, JobOptions(targets, OutputSpec(out), batch_size=batch_size))
+        floor = DecodeFloor(floor_job, paths, jobs)
         stage_times: dict[str, list[float]] = {s: [] for s in STAGES}
         wall = []
         for r in range(rounds):
             for stage, values in time_stages(cropper, paths, targets, out / "stages").items():
                 stage_times[stage].extend(values)
             wall.append(time_pipeline(cropper, paths, targets, out / f"e2e{r}", jobs, batch_size))
+            floor.time_once()
         result.images_per_s = len(paths) / float(np.median(wall))
         result.stage_ms = {s: float(np.median(v)) for s, v in stage_times.items()}
         result.peak_rss_mb = peak_rss_mb()
-        floor_job = CropJob(cropper, JobOptions(targets, OutputSpec(out), batch_size=batch_size))
-        result.decode_floor_per_s, result.decode_scales = decode_floor(
-            floor_job, paths, jobs, rounds
-        )
 
         if compare:
             size = next((t.size for t in targets if t.size), (600, 600))
-            result.peers.update(compare_processes(paths, size, rounds, out / "procs", model))
+            result.peers.update(
+                compare_processes(paths, size, rounds, out / "procs", model, floor.time_once)
+            )
             sc = compare_smartcrop(paths, size, rounds, out)
             if sc:
                 ours_ms = 1000.0 / result.images_per_s
@@ -322,6 +334,8 @@ def run_bench(
                 result.peers["twitter-fastgaze network alone"] = nets | {
                     "ratio_to_cropsal": nets["fastgaze_ms"] / nets["cropsal_ms"]
                 }
+        result.decode_floor_per_s, result.decode_scales = floor.images_per_s, floor.scales
+        if compare:
             base = result.peers.get("cropsal crop (process)", {}).get("images_per_s")
             for peer in result.peers.values():
                 if "images_per_s" in peer and base:

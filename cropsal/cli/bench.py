@@ -111,6 +111,12 @@ def print_result(data: dict) -> None:
             f"decode floor (decoding alone, {scales}): {floor:.1f} images/s; "
             f"the pipeline reaches {100 * data['images_per_s'] / floor:.0f} %{share}"
         )
+        vips = data["peers"].get("vipsthumbnail --smartcrop attention", {}).get("images_per_s")
+        if vips:
+            console.print(
+                f"4× vipsthumbnail would be {4 * vips:.1f} images/s, "
+                f"{100 * 4 * vips / floor:.0f} % of the decode floor"
+            )
     stages = Table(title="ms per image, each stage alone (median)")
     for s in data["stage_ms"]:
         stages.add_column(s, justify="right")
