@@ -40,7 +40,7 @@ class JobOptions:
     output: OutputSpec | None  # None: JSON only, no image files
     heatmaps: Path | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
-    batch_size: int = 16
+    batch_size: int = 8  # images per network batch: 8 keeps CPU memory low, GPUs want more
     jobs: int = 2
 
 

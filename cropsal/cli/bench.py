@@ -28,7 +28,7 @@ log = logging.getLogger("cropsal")
 @click.option("--aspect", "aspects", multiple=True, metavar="W:H", help="Aspects (repeatable).")
 @click.option("--rounds", type=click.IntRange(1), default=3, help="Passes over the inputs.")
 @click.option("--jobs", type=click.IntRange(1), default=None, help="Worker threads [CPU count].")
-@click.option("--batch-size", type=click.IntRange(1), default=16, help="Images per batch.")
+@click.option("--batch-size", type=click.IntRange(1), default=8, help="Images per batch.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 @click.option(
     "--compare",

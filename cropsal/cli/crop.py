@@ -134,7 +134,10 @@ def _targets(aspects: tuple[str, ...], sizes: tuple[str, ...]):
     help="auto uses CUDA when onnxruntime-gpu and a GPU are present.",
 )
 @click.option(
-    "--batch-size", type=click.IntRange(1, 1024), default=16, help="Images per network batch."
+    "--batch-size",
+    type=click.IntRange(1, 1024),
+    default=8,
+    help="Images per network batch (more for GPUs).",
 )
 @click.option(
     "--jobs",
