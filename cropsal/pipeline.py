@@ -73,23 +73,32 @@ class CropJob:
         made unique over the whole run (:func:`output_stems`); a distributed run computes them
         once for all its items and hands each worker its share."""
         stems = stems if stems is not None else output_stems([i.rel for i in items])
-        works = [
-            Work(i, s, ImageRecord(input=str(i.path), error=i.error)) for i, s in zip(items, stems)
-        ]
         size = max(1, self.options.batch_size)
-        batches = [works[k : k + size] for k in range(0, len(works), size)]
+        count = -(-len(items) // size)
+
+        def batch(k: int) -> list[Work]:
+            # made when needed and dropped once handed back: memory does not grow with the run
+            part = range(k * size, min(len(items), (k + 1) * size))
+            return [
+                Work(
+                    items[i], stems[i], ImageRecord(input=str(items[i].path), error=items[i].error)
+                )
+                for i in part
+            ]
 
         pool = ThreadPoolExecutor(max(1, self.options.jobs), thread_name_prefix="cropsal")
         self.finishing = deque()
         try:
-            decoding = [pool.submit(self.decode, w) for w in batches[0]] if batches else []
-            for k, batch in enumerate(batches):
+            current = batch(0) if count else []
+            decoding = [pool.submit(self.decode, w) for w in current]
+            for k in range(count):
                 for f in decoding:
                     f.result()
-                if k + 1 < len(batches):
-                    decoding = [pool.submit(self.decode, w) for w in batches[k + 1]]
-                self.infer(batch)
-                self.finishing.extend(pool.submit(self.finish, w) for w in batch)
+                upcoming = batch(k + 1) if k + 1 < count else []
+                decoding = [pool.submit(self.decode, w) for w in upcoming]
+                self.infer(current)
+                self.finishing.extend(pool.submit(self.finish, w) for w in current)
+                current = upcoming
                 # hand back what is done, in order, keeping at most two batches in flight
                 while self.finishing and (
                     self.finishing[0].done() or len(self.finishing) > 2 * size
