@@ -125,7 +125,7 @@ def _targets(aspects: tuple[str, ...], sizes: tuple[str, ...]):
     "model_path",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Saliency model: an ONNX file, or the name of a shipped one (cropsal-v3, the default: "
-    "distilled and pruned; cropsal-v1: better crops, 2.6× the network's cost).",
+    "distilled and pruned; cropsal-v1: a little better, twice the network time).",
 )
 @click.option(
     "--device",
