@@ -198,10 +198,10 @@ def decode_bytes(
     and height giving it) allows a JPEG to be decoded with up to that many times fewer pixels
     per side (libjpeg's scaled decoding: 1/2, 1/4 or 1/8).
 
-    With ``network_shrink``, ``image.network`` holds the image decoded at the scale that gives
-    (the same image whatever ``shrink`` is, so the saliency map and the crop boxes do not depend
-    on the outputs asked for); it is ``image.bgr`` itself when both scales are the same, else a
-    second, smaller decode."""
+    ``network_shrink`` (a number or function, as ``shrink``) asks for the pixels the network
+    sees: ``image.network`` is the image decoded at that scale, the same pixels whatever
+    ``shrink`` is, so the saliency map and the crop boxes do not depend on the outputs asked
+    for. It is ``image.bgr`` itself when both scales agree, else a second, smaller decode."""
     info = probe(data)
     check_header(info, max_pixels)
     buf = np.frombuffer(data, np.uint8)

@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RECORD_COLUMNS = ("index", "input", "error", "record", "fatal")
-
 
 @dataclass(frozen=True)
 class WorkerSettings:
