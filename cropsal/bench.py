@@ -28,6 +28,7 @@ from cropsal.decode import decode_file
 from cropsal.discover import InputItem
 from cropsal.geometry import Box, Target
 from cropsal.pipeline import CropJob, JobOptions, to_pixels
+from cropsal.policy import mirror_asymmetry
 from cropsal.write import OutputSpec, atomic_write, cut, encode
 
 log = logging.getLogger(__name__)
@@ -84,9 +85,11 @@ def time_stages(
     job = CropJob(cropper, JobOptions(targets, OutputSpec(out, "jpg", 90, overwrite=True)))
     for i, path in enumerate(paths):
         t0 = time.perf_counter()
-        image = decode_file(path, shrink=job.allowed_shrink)
+        image = decode_file(path, shrink=job.allowed_shrink, network_shrink=job.network_shrink)
         t1 = time.perf_counter()
-        x = cropper.model.prepare(image.bgr)
+        small = cropper.model.resize(image.network)
+        mirror_asymmetry(small)
+        x = cropper.model.to_input(small)
         t2 = time.perf_counter()
         net_map = cropper.model.run([x])[0]
         t3 = time.perf_counter()

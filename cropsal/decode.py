@@ -244,7 +244,10 @@ def decode_bytes(
 
 
 def decode_file(
-    path: Path, max_pixels: int = DEFAULT_MAX_PIXELS, shrink: Shrink = 1.0
+    path: Path,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    shrink: Shrink = 1.0,
+    network_shrink: Shrink | None = None,
 ) -> DecodedImage:
     """Read and decode ``path`` (see :func:`decode_bytes`)."""
-    return decode_bytes(read_bytes(path), max_pixels, shrink)
+    return decode_bytes(read_bytes(path), max_pixels, shrink, network_shrink)
