@@ -201,7 +201,8 @@ def decode_bytes(
     ``network_shrink`` (a number or function, as ``shrink``) asks for the pixels the network
     sees: ``image.network`` is the image decoded at that scale, the same pixels whatever
     ``shrink`` is, so the saliency map and the crop boxes do not depend on the outputs asked
-    for. It is ``image.bgr`` itself when both scales agree, else a second, smaller decode."""
+    for. It is ``image.bgr`` itself when the outputs need no more pixels than the network (one
+    decode at the network's scale), else a second, smaller decode."""
     info = probe(data)
     check_header(info, max_pixels)
     buf = np.frombuffer(data, np.uint8)
@@ -211,6 +212,9 @@ def decode_bytes(
     if callable(network_shrink):
         network_shrink = network_shrink(info.width, info.height) if known else 1.0
     factor = reduction(info, shrink)
+    network_factor = None if network_shrink is None else reduction(info, network_shrink)
+    if network_factor is not None and network_factor < factor:
+        factor = network_factor  # one decode serves both: outputs may have more pixels
     pixels = _decode_pixels(buf, info, _flags(info, factor), max_pixels)
     bgr, alpha = split_alpha(pixels)
     height, width = bgr.shape[:2]
@@ -229,8 +233,7 @@ def decode_bytes(
         image.alpha, image.colour = alpha, image.bgr
         image.bgr = composite(image.bgr, alpha, NEUTRAL_GREY)
         image.notes.append("transparency composited on grey for the saliency network")
-    if network_shrink is not None:
-        network_factor = reduction(info, network_shrink)
+    if network_factor is not None:
         if network_factor == factor:
             image.network = image.bgr
         else:  # only JPEGs decode at reduced scales; they have no transparency

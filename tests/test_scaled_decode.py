@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cropsal.decode import decode_file
+from cropsal.decode import decode_bytes, decode_file
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
 
@@ -72,6 +72,15 @@ def test_reduced_decode_is_used_and_keeps_the_displayed_size(big_jpegs):
     quarter = decode_file(big_jpegs / "rocket_exif6.jpg", shrink=4.5)
     assert quarter.bgr.shape[0] * 4 == pytest.approx(full.bgr.shape[0], abs=4)
     assert (quarter.width, quarter.height) == (full.width, full.height) == (1601, 2400)
+
+
+def test_one_decode_serves_outputs_that_need_fewer_pixels_than_the_network(big_jpegs):
+    data = (big_jpegs / "rocket.jpg").read_bytes()
+    coarse = decode_bytes(data, shrink=8.0, network_shrink=4.0)  # thumbnails: 1/8 would do
+    assert coarse.network is coarse.bgr and coarse.bgr.shape[1] == 600  # one decode, at 1/4
+    fine = decode_bytes(data, shrink=2.0, network_shrink=4.0)  # crops need 1/2: two decodes
+    assert fine.bgr.shape[1] == 1200 and fine.network.shape[1] == 600
+    assert np.array_equal(fine.network, coarse.network)  # the network sees the same pixels
 
 
 def test_boxes_match_a_full_resolution_decode(big_jpegs, tmp_path):
