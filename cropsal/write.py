@@ -75,12 +75,21 @@ def crop_path(spec: OutputSpec, stem: PurePosixPath, target: Target) -> Path:
 
 
 def cut(bgr: np.ndarray, box: Box, size: tuple[int, int] | None) -> np.ndarray:
-    """The ``box`` of an ``HxWx3`` image, resized to ``size = (w, h)`` when given."""
+    """The ``box`` of an ``HxWx3`` image, resized to ``size = (w, h)`` when given: area
+    averaging when it shrinks by 2× or more, bilinear when by less (on photos a quarter of a
+    grey level from area averaging on average there, and three times faster: OpenCV's area
+    filter is slow at ratios that are not whole numbers), bicubic when it enlarges."""
     window = bgr[box.y : box.y + box.height, box.x : box.x + box.width]
     if size is None or (window.shape[1], window.shape[0]) == size:
         return window
-    shrinking = size[0] * size[1] < window.shape[0] * window.shape[1]
-    return cv2.resize(window, size, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+    ratio = min(window.shape[1] / size[0], window.shape[0] / size[1])
+    if ratio >= 2.0:
+        method = cv2.INTER_AREA
+    elif ratio > 1.0:
+        method = cv2.INTER_LINEAR
+    else:
+        method = cv2.INTER_CUBIC
+    return cv2.resize(window, size, interpolation=method)
 
 
 def encode(image: np.ndarray, fmt: str, quality: int) -> bytes:

@@ -230,3 +230,12 @@ def test_heatmap_overlay_of_a_large_image_is_shrunk(tmp_path):
     img = synthetic_image(2048, 512)
     over, _ = write_heatmaps(tmp_path / "big", img, np.zeros((8, 32), np.float32), [])
     assert cv2.imread(str(over)).shape == (256, 1024, 3)
+
+
+def test_mild_shrinking_stays_close_to_area_averaging(sample_images):
+    photo = cv2.imread(str(sample_images / "coffee.jpg"))  # 600x400
+    box = Box(0, 0, 500, 400)
+    out = cut(photo, box, (400, 320))  # 1.25x smaller, as 600x600 crops of 12-MP photos
+    area = cv2.resize(photo[:400, :500], (400, 320), interpolation=cv2.INTER_AREA)
+    assert out.shape == area.shape
+    assert np.abs(out.astype(int) - area).mean() < 1.0
