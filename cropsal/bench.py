@@ -128,21 +128,22 @@ def time_pipeline(
 
 class DecodeFloor:
     """Decoding alone, on ``jobs`` threads: each file read and decoded by OpenCV at the scale the
-    pipeline picks for its outputs (JPEG 1/2, 1/4, 1/8), nothing else. No pipeline reading and
+    pipeline decodes its outputs at (JPEG 1/2, 1/4, 1/8), nothing else. No pipeline reading and
     decoding the same files can beat it. Timed between the other runs of a round, so that it
     sees the same machine load as they do."""
 
     def __init__(self, job: CropJob, paths: list[Path], jobs: int) -> None:
         import cv2
 
-        from cropsal.decode import REDUCED_FLAGS, reduction
+        from cropsal.decode import REDUCED_FLAGS, decode_scales
         from cropsal.probe import probe
 
         self.paths, self.jobs, self.flags = paths, jobs, []
         self.scales: dict[str, int] = {}  # "1/4": number of images
         for p in paths:
             info = probe(p.read_bytes())
-            factor = reduction(info, job.allowed_shrink(info.width or 1, info.height or 1))
+            w, h = info.width or 1, info.height or 1
+            factor, _ = decode_scales(info, job.allowed_shrink(w, h), job.network_shrink(w, h))
             self.flags.append(REDUCED_FLAGS.get(factor, cv2.IMREAD_COLOR))
             self.scales[f"1/{factor}"] = self.scales.get(f"1/{factor}", 0) + 1
         self.walls: list[float] = []

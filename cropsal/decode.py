@@ -183,6 +183,19 @@ def _decode_pixels(buf: np.ndarray, info: ImageInfo, flags: int, max_pixels: int
     return pixels
 
 
+def decode_scales(
+    info: ImageInfo, shrink: float, network_shrink: float | None
+) -> tuple[int, int | None]:
+    """The DCT scales :func:`decode_bytes` decodes at: ``(for the outputs, for the network)``.
+    The outputs' scale is never coarser than the network's, as one decode then serves both
+    (outputs may have more pixels than they need)."""
+    factor = reduction(info, shrink)
+    if network_shrink is None:
+        return factor, None
+    network_factor = reduction(info, network_shrink)
+    return min(factor, network_factor), network_factor
+
+
 def _flags(info: ImageInfo, factor: int) -> int:
     return cv2.IMREAD_UNCHANGED if info.alpha else REDUCED_FLAGS.get(factor, cv2.IMREAD_COLOR)
 
@@ -211,10 +224,7 @@ def decode_bytes(
         shrink = shrink(info.width, info.height) if known else 1.0
     if callable(network_shrink):
         network_shrink = network_shrink(info.width, info.height) if known else 1.0
-    factor = reduction(info, shrink)
-    network_factor = None if network_shrink is None else reduction(info, network_shrink)
-    if network_factor is not None and network_factor < factor:
-        factor = network_factor  # one decode serves both: outputs may have more pixels
+    factor, network_factor = decode_scales(info, shrink, network_shrink)
     pixels = _decode_pixels(buf, info, _flags(info, factor), max_pixels)
     bgr, alpha = split_alpha(pixels)
     height, width = bgr.shape[:2]
