@@ -28,6 +28,7 @@ class FixationSet:
     offsets: np.ndarray  # [N + 1] int
     xs: np.ndarray  # [F] float32 pixels
     ys: np.ndarray  # [F] float32 pixels
+    subjects: np.ndarray | None = None  # [F] int observer numbers, when the file has them
 
     def __len__(self) -> int:
         return len(self.images)
@@ -39,6 +40,12 @@ class FixationSet:
         """``(xs, ys)`` of image ``i`` in stored-image pixels, float32 ``[F_i]`` each."""
         lo, hi = self.offsets[i], self.offsets[i + 1]
         return self.xs[lo:hi], self.ys[lo:hi]
+
+    def observers(self, i: int) -> np.ndarray | None:
+        """Observer number of each fixation of image ``i`` (``[F_i]`` int), or None."""
+        if self.subjects is None:
+            return None
+        return self.subjects[self.offsets[i] : self.offsets[i + 1]]
 
     def indices(self, split: str) -> list[int]:
         """Image indices of ``split``: ``"train"``, ``"val"`` or ``"all"``."""
@@ -71,6 +78,7 @@ def load_fixation_set(root: str | Path) -> FixationSet:
             offsets=data["offsets"].astype(np.int64),
             xs=data["x"].astype(np.float32),
             ys=data["y"].astype(np.float32),
+            subjects=data["subject"].astype(np.int64) if "subject" in data.files else None,
         )
 
 

@@ -6,6 +6,12 @@ crop metrics run cropsal's policy on the map exactly as ``cropsal crop`` does.
 
 Averaging: NSS, AUC-Judd, shuffled AUC, CC and KL are means over images; information gain and
 crop coverage are pooled over fixations (each fixation counts once).
+
+Crop windows are also scored as the share of the centre-to-best gap they close,
+``(kept − centre kept) / (best kept − centre kept)`` in fixations summed over images, with a
+bootstrap interval over images (the validation splits hold 50–71 photos, so one photo can move
+it by several hundredths). Next to the models, a human-consistency row: each half of the
+observers is scored on the window the policy chooses from the other half's fixations.
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ DEFAULT_CROP_ASPECTS = ("1:1", "16:9", "9:16")
 BLUR_FRACTION = 0.03  # σ of the reference fixation map, as a fraction of the long side
 SHUFFLED_NEGATIVES = 2000  # fixations of other images drawn as shuffled-AUC negatives
 MAP_LONG_SIDE = 32  # cells along the long side of the map the crop policy sees
+GAP_BOOTSTRAP = 2000  # resamplings of the images for the gap's interval
+GAP_INTERVAL = 0.9  # central probability of that interval
+OBSERVERS = "observers"  # the human-consistency row (other half of the observers)
 
 
 @dataclass
@@ -57,6 +66,11 @@ class Tally:
         self.gains.extend(other.gains)
         for k, v in other.inside.items():
             self.inside[k].extend(v)
+
+    def kept(self, key: str) -> np.ndarray:
+        """Fixations inside the window of ``key`` (an aspect, or an aspect and a variant), per
+        image: ``[images]`` int."""
+        return np.array([a.sum() for a in self.inside[key]], dtype=np.int64)
 
     def summary(self) -> dict[str, float]:
         out = {
@@ -111,6 +125,78 @@ def oracle_box(xs: np.ndarray, ys: np.ndarray, width: int, height: int, ratio: f
     return Box(0, 0, width, height)
 
 
+def gap_closed(
+    kept: np.ndarray, centre: np.ndarray, best: np.ndarray, seed: int = 0
+) -> tuple[float, float, float]:
+    """Share of the centre-to-best gap a crop closes, ``Σ(kept − centre) / Σ(best − centre)``
+    over images (each ``[images]``: fixations inside that image's window), and the
+    :data:`GAP_INTERVAL` percentile interval of the same ratio over :data:`GAP_BOOTSTRAP`
+    resamplings of the images: ``(value, low, high)``; NaN where the best window keeps no more
+    than the centre crop."""
+    gain, room = (kept - centre).astype(np.float64), (best - centre).astype(np.float64)
+    if room.sum() <= 0:
+        return float("nan"), float("nan"), float("nan")
+    picks = np.random.default_rng(seed).integers(0, gain.size, (GAP_BOOTSTRAP, gain.size))
+    g, r = gain[picks].sum(axis=1), room[picks].sum(axis=1)
+    ratios = g[r > 0] / r[r > 0]
+    tail = (1.0 - GAP_INTERVAL) / 2.0
+    low, high = np.quantile(ratios, [tail, 1.0 - tail])
+    return float(gain.sum() / room.sum()), float(low), float(high)
+
+
+def add_gaps(summaries: dict[str, dict], tallies: dict[str, Tally]) -> None:
+    """Put ``gap_<key>`` (value) and ``gap_<key>_interval`` ([low, high]) beside every
+    ``crop_<key>`` of every window that is not itself a baseline."""
+    if "centre-crop" not in tallies or "oracle" not in tallies:
+        return
+    for name, tally in tallies.items():
+        if name in ("centre-crop", "oracle"):
+            continue
+        for key in tally.inside:
+            aspect = key.split(" ")[0]
+            value, low, high = gap_closed(
+                tally.kept(key),
+                tallies["centre-crop"].kept(aspect),
+                tallies["oracle"].kept(aspect),
+            )
+            summaries[name][f"gap_{key}"] = value
+            summaries[name][f"gap_{key}_interval"] = [low, high]
+
+
+def observer_inside(
+    xs: np.ndarray,
+    ys: np.ndarray,
+    observers: np.ndarray,
+    width: int,
+    height: int,
+    targets: list[Target],
+    policy: PolicyConfig = DEFAULT_POLICY,
+) -> list[np.ndarray]:
+    """Human consistency: the observers are split into two halves (alternate observer
+    numbers), and each fixation is tested against the window the crop policy chooses from the
+    *other* half's fixation map (blurred as the reference map, at the policy's map size). Per
+    target, a boolean per fixation; with fewer than two observers, the centre crop's."""
+    ids = np.unique(observers)
+    if ids.size < 2:
+        return [
+            fixations_inside(centre_box(width, height, t.ratio), xs, ys, width, height)
+            for t in targets
+        ]
+    first = np.isin(observers, ids[::2])
+    inside = [np.zeros(xs.size, bool) for _ in targets]
+    mw, mh = map_size_for(width, height, MAP_LONG_SIDE)
+    for chooser, scored in ((first, ~first), (~first, first)):
+        sigma = BLUR_FRACTION * max(width, height)
+        density = metrics.fixation_density(xs[chooser], ys[chooser], width, height, sigma)
+        cells = cv2.resize(density, (mw, mh), interpolation=cv2.INTER_AREA)
+        log_map = np.log(np.maximum(cells / cells.sum(), 1e-300))
+        _, crops = choose_crops(log_map, width, height, targets, policy)
+        for k, c in enumerate(crops):
+            box = Box(c.x, c.y, c.width, c.height)
+            inside[k][scored] = fixations_inside(box, xs[scored], ys[scored], width, height)
+    return inside
+
+
 def shuffled_negatives(
     fs: FixationSet, indices: list[int], i: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -157,9 +243,11 @@ def evaluate(
             if progress:
                 progress()
         results[fs.name] = {name: t.summary() for name, t in tallies.items()}
+        add_gaps(results[fs.name], tallies)
         for name, t in tallies.items():
             pooled[name].merge(t)
     results["pooled"] = {name: t.summary() for name, t in pooled.items()}
+    add_gaps(results["pooled"], pooled)
     return results
 
 
@@ -192,6 +280,10 @@ def score_image(
         tallies["oracle"].inside[t.aspect].append(
             fixations_inside(oracle_box(xs, ys, w, h, t.ratio), xs, ys, w, h)
         )
+    observers = fs.observers(i)
+    if targets and observers is not None:
+        for t, inside in zip(targets, observer_inside(xs, ys, observers, w, h, targets, policy)):
+            tallies[OBSERVERS].inside[t.aspect].append(inside)
 
     for name, predict in predictors.items():
         small = predict(bgr)

@@ -134,10 +134,22 @@ def eval_command(
     return ExitCode.OK
 
 
+def window_rows(name: str) -> list[tuple[str, str]]:
+    """``(key suffix, label)`` of the crop rows a results entry gives."""
+    if name in ("centre-crop", "oracle"):
+        return [("", name)]
+    if name == "observers":
+        return [("", "other half of the observers")]
+    return [(" peak", f"{name}, peak-centred"), ("", f"{name}, cropsal policy")]
+
+
 def print_tables(results: dict, aspects: list[str]) -> None:
-    """Two rich tables on stderr: saliency metrics, then the share of fixations kept by crops."""
+    """Three rich tables on stderr: saliency metrics, the share of fixations kept by crops, and
+    the share of the centre-to-best gap each window closes (with its bootstrap interval)."""
     from rich.console import Console
     from rich.table import Table
+
+    from cropsal.evaluate import GAP_INTERVAL
 
     console = Console(stderr=True, width=max(110, Console(stderr=True).width))
     sal = Table(title=f"saliency ({results['split']} split)")
@@ -146,10 +158,14 @@ def print_tables(results: dict, aspects: list[str]) -> None:
     for _, title, _ in COLUMNS:
         sal.add_column(title, justify="right")
     crops = Table(title="share of fixations inside the crop")
-    crops.add_column("data set")
-    crops.add_column("window", no_wrap=True)
-    for a in aspects:
-        crops.add_column(a, justify="right")
+    gaps = Table(
+        title=f"share of the centre-to-best gap closed ({GAP_INTERVAL:.0%} interval over images)"
+    )
+    for table in (crops, gaps):
+        table.add_column("data set")
+        table.add_column("window", no_wrap=True)
+        for a in aspects:
+            table.add_column(a, justify="right", no_wrap=True)
 
     for set_name, by_model in results["results"].items():
         for name, row in by_model.items():
@@ -162,18 +178,22 @@ def print_tables(results: dict, aspects: list[str]) -> None:
         for name, row in by_model.items():
             if name == "centre-bias":
                 continue
-            labels = (
-                [("", name)]
-                if name in ("centre-crop", "oracle")
-                else [(" peak", f"{name}, peak-centred"), ("", f"{name}, cropsal policy")]
-            )
-            for suffix, label in labels:
+            for suffix, label in window_rows(name):
                 crops.add_row(
                     set_name,
                     label,
                     *[f"{row.get(f'crop_{a}{suffix}', float('nan')):.3f}" for a in aspects],
                 )
-        sal.add_section()
-        crops.add_section()
+                if f"gap_{aspects[0]}{suffix}" in row:
+                    gaps.add_row(set_name, label, *[gap_cell(row, a + suffix) for a in aspects])
+        for table in (sal, crops, gaps):
+            table.add_section()
     console.print(sal)
     console.print(crops)
+    console.print(gaps)
+
+
+def gap_cell(row: dict, key: str) -> str:
+    """``0.44 (0.30–0.58)``: the gap closed and its interval."""
+    low, high = row.get(f"gap_{key}_interval", (float("nan"), float("nan")))
+    return f"{row.get(f'gap_{key}', float('nan')):.2f} ({low:.2f} to {high:.2f})"
