@@ -162,7 +162,7 @@ def print_tables(results: dict, aspects: list[str]) -> None:
         title=f"share of the centre-to-best gap closed ({GAP_INTERVAL:.0%} interval over images)"
     )
     for table in (crops, gaps):
-        table.add_column("data set")
+        table.add_column("data set", no_wrap=True)
         table.add_column("window", no_wrap=True)
         for a in aspects:
             table.add_column(a, justify="right", no_wrap=True)
@@ -194,6 +194,6 @@ def print_tables(results: dict, aspects: list[str]) -> None:
 
 
 def gap_cell(row: dict, key: str) -> str:
-    """``0.44 (0.30–0.58)``: the gap closed and its interval."""
+    """``0.44 [0.30, 0.58]``: the gap closed and its interval."""
     low, high = row.get(f"gap_{key}_interval", (float("nan"), float("nan")))
-    return f"{row.get(f'gap_{key}', float('nan')):.2f} ({low:.2f} to {high:.2f})"
+    return f"{row.get(f'gap_{key}', float('nan')):.2f} [{low:.2f}, {high:.2f}]"
