@@ -8,12 +8,15 @@ tenth image (positions 0, 10, 20, … in the file's order).
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 VALIDATION_EVERY = 10
+REQUIRED = ("image", "width", "height", "offsets", "x", "y")  # arrays of fixations.npz
 
 
 @dataclass(frozen=True)
@@ -65,20 +68,82 @@ def load_fixation_set(root: str | Path) -> FixationSet:
     npz = root / "fixations.npz"
     if not npz.is_file():
         raise FileNotFoundError(f"{root}: not an eye-tracking data set (no fixations.npz)")
-    with np.load(npz) as data:
-        missing = {"image", "width", "height", "offsets", "x", "y"} - set(data.files)
-        if missing:
-            raise ValueError(f"{npz}: missing arrays {sorted(missing)}")
-        return FixationSet(
-            name=root.name,
-            root=root,
-            images=[str(s) for s in data["image"]],
-            widths=data["width"].astype(np.int64),
-            heights=data["height"].astype(np.int64),
-            offsets=data["offsets"].astype(np.int64),
-            xs=data["x"].astype(np.float32),
-            ys=data["y"].astype(np.float32),
-            subjects=data["subject"].astype(np.int64) if "subject" in data.files else None,
+    arrays = read_arrays(npz)
+    check_arrays(npz, arrays)
+    subjects = arrays.get("subject")
+    return FixationSet(
+        name=root.name,
+        root=root,
+        images=[str(s) for s in arrays["image"]],
+        widths=arrays["width"].astype(np.int64),
+        heights=arrays["height"].astype(np.int64),
+        offsets=arrays["offsets"].astype(np.int64),
+        xs=arrays["x"].astype(np.float32),
+        ys=arrays["y"].astype(np.float32),
+        subjects=subjects.astype(np.int64) if subjects is not None else None,
+    )
+
+
+def read_arrays(npz: Path) -> dict[str, np.ndarray]:
+    """The arrays of ``fixations.npz`` that cropsal uses (:data:`REQUIRED`, and ``subject``
+    when present); ``ValueError`` naming the file when it cannot be read or lacks one."""
+    try:
+        with np.load(npz) as data:
+            arrays = {k: data[k] for k in data.files if k in (*REQUIRED, "subject")}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise ValueError(f"{npz}: cannot read ({e})") from e
+    missing = set(REQUIRED) - set(arrays)
+    if missing:
+        raise ValueError(f"{npz}: missing arrays {sorted(missing)}")
+    return arrays
+
+
+def check_arrays(npz: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Raise ``ValueError`` naming ``npz`` and the first inconsistency: every array 1-D, one
+    ``image``/``width``/``height`` per image (sizes positive), one ``x``/``y``/``subject`` per
+    fixation, and ``offsets`` (images + 1 entries) rising from 0 to the number of fixations."""
+    for key, a in arrays.items():
+        if a.ndim != 1:
+            raise ValueError(f"{npz}: '{key}' has shape {a.shape}; expected one dimension")
+    images, fixations = arrays["image"].size, arrays["x"].size
+    for key, expected, per in (
+        ("width", images, "image"),
+        ("height", images, "image"),
+        ("y", fixations, "x"),
+        ("subject", fixations, "x"),
+    ):
+        if key in arrays and arrays[key].size != expected:
+            raise ValueError(
+                f"{npz}: '{key}' has {arrays[key].size} entries but '{per}' has {expected}"
+            )
+    for key in ("width", "height"):
+        bad = np.flatnonzero(arrays[key] <= 0)
+        if bad.size:
+            raise ValueError(
+                f"{npz}: '{key}' of image {bad[0]} is {arrays[key][bad[0]]}; expected > 0"
+            )
+    check_offsets(npz, arrays["offsets"], images, fixations)
+
+
+def check_offsets(npz: Path, offsets: np.ndarray, images: int, fixations: int) -> None:
+    """``offsets`` must have ``images + 1`` entries, start at 0, never decrease and end at
+    ``fixations``; ``ValueError`` naming ``npz`` and the first violation otherwise."""
+    if offsets.size != images + 1:
+        raise ValueError(
+            f"{npz}: 'offsets' has {offsets.size} entries; expected {images + 1} (images + 1)"
+        )
+    if offsets[0] != 0:
+        raise ValueError(f"{npz}: 'offsets' starts at {offsets[0]}; expected 0")
+    falls = np.flatnonzero(np.diff(offsets) < 0)
+    if falls.size:
+        i = falls[0]
+        raise ValueError(
+            f"{npz}: 'offsets' decreases from {offsets[i]} to {offsets[i + 1]} (entries {i} and "
+            f"{i + 1}); expected non-decreasing"
+        )
+    if offsets[-1] != fixations:
+        raise ValueError(
+            f"{npz}: 'offsets' ends at {offsets[-1]}; expected the number of fixations, {fixations}"
         )
 
 

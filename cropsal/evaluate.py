@@ -27,6 +27,8 @@ import numpy as np
 from cropsal import metrics
 from cropsal.api import choose_crops
 from cropsal.datasets import CentreBiasBaseline, FixationSet
+from cropsal.decode import decode_bytes, read_bytes
+from cropsal.errors import ImageError
 from cropsal.geometry import Box, Target, largest_window, parse_aspect
 from cropsal.policy import (
     DEFAULT_POLICY,
@@ -54,13 +56,22 @@ OBSERVERS = "observers"  # the human-consistency row (other half of the observer
 
 @dataclass
 class Tally:
-    """Running sums for one (predictor, data set) pair."""
+    """Running sums for one (predictor or crop baseline, data set) pair."""
 
     per_image: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     gains: list[np.ndarray] = field(default_factory=list)
     inside: dict[str, list[np.ndarray]] = field(default_factory=lambda: defaultdict(list))
+    images: int = 0  # images scored
+    fixations: int = 0  # their fixations
+
+    def count(self, fixations: int) -> None:
+        """Note one more image scored, with ``fixations`` fixations."""
+        self.images += 1
+        self.fixations += fixations
 
     def merge(self, other: Tally) -> None:
+        self.images += other.images
+        self.fixations += other.fixations
         for k, v in other.per_image.items():
             self.per_image[k].extend(v)
         self.gains.extend(other.gains)
@@ -73,18 +84,22 @@ class Tally:
         return np.array([a.sum() for a in self.inside[key]], dtype=np.int64)
 
     def summary(self) -> dict[str, float]:
-        out = {
-            "images": len(self.per_image.get("nss", [])),
-            "fixations": int(sum(g.size for g in self.gains)),
-        }
+        """Counts and metrics; NaN where a metric is undefined (no image or fixation for it)."""
+        out: dict[str, float] = {"images": self.images, "fixations": self.fixations}
         for k in SALIENCY_METRICS[:-1]:
             if k in self.per_image:
-                out[k] = float(np.nanmean(self.per_image[k]))
+                values = np.asarray(self.per_image[k], np.float64)
+                out[k] = mean_or_nan(values[~np.isnan(values)])
         if self.gains:
-            out["information_gain"] = float(np.concatenate(self.gains).mean())
+            out["information_gain"] = mean_or_nan(np.concatenate(self.gains))
         for k, v in sorted(self.inside.items()):
-            out[f"crop_{k}"] = float(np.concatenate(v).mean())
+            out[f"crop_{k}"] = mean_or_nan(np.concatenate(v))
         return out
+
+
+def mean_or_nan(values: np.ndarray) -> float:
+    """Mean of ``values`` (``[n]``), or NaN when there are none (without numpy's warning)."""
+    return float(values.mean()) if values.size else float("nan")
 
 
 def fixations_inside(
@@ -175,7 +190,8 @@ def observer_inside(
     """Human consistency: the observers are split into two halves (alternate observer
     numbers), and each fixation is tested against the window the crop policy chooses from the
     *other* half's fixation map (blurred as the reference map, at the policy's map size). Per
-    target, a boolean per fixation; with fewer than two observers, the centre crop's."""
+    target, a boolean per fixation; with fewer than two observers, the centre crop's (see
+    :func:`report_observers`)."""
     ids = np.unique(observers)
     if ids.size < 2:
         return [
@@ -230,25 +246,110 @@ def evaluate(
 ) -> dict:
     """Every metric for every predictor on ``split`` of each set, plus pooled; crop baselines
     (centre crop and fixation oracle) are reported under the names ``centre-crop`` and
-    ``oracle``. Returns ``{set name or "pooled": {predictor: {metric: value}}}``."""
+    ``oracle``. Returns ``{set name or "pooled": {predictor: {metric: value}}}``.
+
+    Raises :class:`ImageError` (a listed image is missing or cannot be decoded) or
+    ``ValueError`` (an image's size is not the one stored with its fixations), naming the file:
+    scores over a partial split would not compare with other runs."""
     targets = [parse_aspect(a) for a in aspects]
+    chosen = [fs.indices(split)[: limit or None] for fs in sets]
+    for fs, indices in zip(sets, chosen):
+        check_images_exist(fs, indices)  # before minutes of scoring, not after
+
     results: dict[str, dict[str, dict]] = {}
     pooled: dict[str, Tally] = defaultdict(Tally)
-    for fs in sets:
-        tallies: dict[str, Tally] = defaultdict(Tally)
-        indices = fs.indices(split)[: limit or None]
-        rng = np.random.default_rng(0)
-        for i in indices:
-            score_image(fs, i, indices, predictors, baseline, targets, tallies, rng, policy)
-            if progress:
-                progress()
+    for fs, indices in zip(sets, chosen):
+        tallies = score_set(fs, indices, predictors, baseline, targets, progress, policy)
         results[fs.name] = {name: t.summary() for name, t in tallies.items()}
         add_gaps(results[fs.name], tallies)
         for name, t in tallies.items():
             pooled[name].merge(t)
+
+    if any(fs.subjects is None for fs in sets):
+        pooled.pop(OBSERVERS, None)  # its images would not be those of the crop baselines
     results["pooled"] = {name: t.summary() for name, t in pooled.items()}
     add_gaps(results["pooled"], pooled)
     return results
+
+
+def score_set(
+    fs: FixationSet,
+    indices: list[int],
+    predictors: dict[str, Predictor],
+    baseline: CentreBiasBaseline,
+    targets: list[Target],
+    progress: Callable[[], None] | None = None,
+    policy: PolicyConfig = DEFAULT_POLICY,
+) -> dict[str, Tally]:
+    """Tallies of every predictor and crop baseline over the images ``indices`` of ``fs``;
+    images without fixations are left out (no metric is defined on them), with a warning."""
+    scored = {i for i in indices if fs.offsets[i + 1] > fs.offsets[i]}
+    if len(scored) < len(indices):
+        log.warning(
+            "%s: %d of %d images have no fixations and are not scored",
+            fs.name,
+            len(indices) - len(scored),
+            len(indices),
+        )
+    if targets:
+        report_observers(fs, sorted(scored))
+
+    tallies: dict[str, Tally] = defaultdict(Tally)
+    rng = np.random.default_rng(0)
+    for i in indices:
+        if i in scored:
+            score_image(fs, i, indices, predictors, baseline, targets, tallies, rng, policy)
+        if progress:
+            progress()
+    return tallies
+
+
+def check_images_exist(fs: FixationSet, indices: list[int]) -> None:
+    """:class:`ImageError` naming the first image of ``indices`` that is not a file."""
+    for i in indices:
+        path = fs.image_path(i)
+        if not path.is_file():
+            raise ImageError(f"{path}: no such image file (listed in {fs.root / 'fixations.npz'})")
+
+
+def report_observers(fs: FixationSet, indices: list[int]) -> None:
+    """Log, once for the set, what the observers row cannot score as defined: every image when
+    the file has no ``subject`` array (the row is left out), and the images with fewer than
+    two observers (scored with the centre crop)."""
+    if fs.subjects is None:
+        log.info(
+            "%s: fixations.npz has no 'subject' array: the observers row is left out for this "
+            "set and for pooled",
+            fs.name,
+        )
+        return
+    few = sum(np.unique(fs.observers(i)).size < 2 for i in indices)
+    if few:
+        log.warning(
+            "%s: %d of %d images have fewer than two observers; the observers row scores them "
+            "with the centre crop",
+            fs.name,
+            few,
+            len(indices),
+        )
+
+
+def load_image(fs: FixationSet, i: int) -> np.ndarray:
+    """Image ``i`` of ``fs`` as ``HxWx3 uint8 BGR`` (decoded as ``cropsal crop`` decodes it);
+    :class:`ImageError` or ``ValueError`` naming the file when it cannot be read or decoded or
+    its size is not the ``width × height`` stored with its fixations."""
+    path = fs.image_path(i)
+    try:
+        bgr = decode_bytes(read_bytes(path)).bgr
+    except ImageError as e:
+        raise ImageError(f"{path}: {e}") from e
+    h, w = bgr.shape[:2]
+    if (w, h) != (fs.widths[i], fs.heights[i]):
+        raise ValueError(
+            f"{path}: fixations.npz gives its size as {fs.widths[i]}x{fs.heights[i]} but the "
+            f"image is {w}x{h}"
+        )
+    return bgr
 
 
 def score_image(
@@ -262,9 +363,9 @@ def score_image(
     rng: np.random.Generator,
     policy: PolicyConfig = DEFAULT_POLICY,
 ) -> None:
-    bgr = cv2.imread(str(fs.image_path(i)), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise OSError(f"{fs.image_path(i)}: cannot decode")
+    """Add image ``i`` of ``fs`` to ``tallies``: the saliency metrics and crop windows of each
+    predictor, the crop baselines and, when ``fs`` has observer numbers, the observers row."""
+    bgr = load_image(fs, i)
     h, w = bgr.shape[:2]
     xs, ys = fs.fixations(i)
     base = baseline.log_density(w, h)
@@ -273,23 +374,15 @@ def score_image(
     neg_x, neg_y = nx * w - 0.5, ny * h - 0.5
     asymmetry = mirror_asymmetry(bgr) if targets else None
 
-    for t in targets:  # model-free crop baselines
-        tallies["centre-crop"].inside[t.aspect].append(
-            fixations_inside(centre_box(w, h, t.ratio), xs, ys, w, h)
-        )
-        tallies["oracle"].inside[t.aspect].append(
-            fixations_inside(oracle_box(xs, ys, w, h, t.ratio), xs, ys, w, h)
-        )
-    observers = fs.observers(i)
-    if targets and observers is not None:
-        for t, inside in zip(targets, observer_inside(xs, ys, observers, w, h, targets, policy)):
-            tallies[OBSERVERS].inside[t.aspect].append(inside)
+    if targets:
+        score_crop_baselines(xs, ys, fs.observers(i), w, h, targets, tallies, policy)
 
     for name, predict in predictors.items():
         small = predict(bgr)
         log_density = resize_log_density(small, w, h)
         density = np.exp(log_density.astype(np.float64))
         tally = tallies[name]
+        tally.count(xs.size)
         tally.per_image["nss"].append(metrics.nss(density, xs, ys))
         tally.per_image["auc_judd"].append(metrics.auc_judd(density, xs, ys))
         tally.per_image["auc_shuffled"].append(metrics.auc_shuffled(density, xs, ys, neg_x, neg_y))
@@ -313,6 +406,35 @@ def score_image(
             tally.inside[f"{t.aspect} peak"].append(
                 fixations_inside(point_box(w, h, t.ratio, px, py), xs, ys, w, h)
             )
+
+
+def score_crop_baselines(
+    xs: np.ndarray,
+    ys: np.ndarray,
+    observers: np.ndarray | None,
+    width: int,
+    height: int,
+    targets: list[Target],
+    tallies: dict[str, Tally],
+    policy: PolicyConfig = DEFAULT_POLICY,
+) -> None:
+    """Add one image's model-free windows to ``tallies``: the centre crop, the fixation oracle
+    and, when ``observers`` (``[F]`` int) is given, the other half of the observers."""
+    tallies["centre-crop"].count(xs.size)
+    tallies["oracle"].count(xs.size)
+    for t in targets:
+        tallies["centre-crop"].inside[t.aspect].append(
+            fixations_inside(centre_box(width, height, t.ratio), xs, ys, width, height)
+        )
+        tallies["oracle"].inside[t.aspect].append(
+            fixations_inside(oracle_box(xs, ys, width, height, t.ratio), xs, ys, width, height)
+        )
+    if observers is None:
+        return
+    tallies[OBSERVERS].count(xs.size)
+    halves = observer_inside(xs, ys, observers, width, height, targets, policy)
+    for t, inside in zip(targets, halves):
+        tallies[OBSERVERS].inside[t.aspect].append(inside)
 
 
 def centre_bias_predictor(baseline: CentreBiasBaseline, cells: int = 64) -> Predictor:

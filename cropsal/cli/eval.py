@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
+import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from cropsal.cli.main import configure_logging
 from cropsal.errors import CropsalError, ExitCode
+
+if TYPE_CHECKING:  # imported when a command runs, so that 'cropsal --help' stays fast
+    from cropsal.datasets import CentreBiasBaseline, FixationSet
+    from cropsal.evaluate import Predictor
 
 log = logging.getLogger("cropsal")
 
@@ -74,64 +81,108 @@ COLUMNS = [
 def eval_command(
     datasets, models, split, aspects, fastgaze_path, zoom, limit, json_path, threads, quiet, verbose
 ) -> int:
-    """Score saliency models and the crop policy on eye-tracking DATASETs (folders with
-    images/ and fixations.npz), next to a centre-bias baseline and Twitter's network."""
+    """Score saliency models and the crop policy on eye-tracking DATASETs, next to a
+    centre-bias baseline and Twitter's network.
+
+    \b
+    A DATASET folder holds:
+      images/<name>.jpg  the photos
+      fixations.npz      arrays image, width, height (one entry per image: its file
+                         name under images/ and its size in pixels); x, y and optional
+                         subject (one entry per fixation: pixels from 0, and the observer
+                         number the human-consistency row needs); offsets (images + 1
+                         entries, from 0): image i's fixations are offsets[i]:offsets[i+1]
+    """
     configure_logging(-1 if quiet else verbose)
-    from cropsal.datasets import CentreBiasBaseline, load_fixation_set
-    from cropsal.evaluate import (
-        centre_bias_predictor,
-        evaluate,
-        fastgaze_predictor,
-        model_predictor,
-    )
-    from cropsal.model import SaliencyModel, default_model_path
-
-    try:
-        sets = [load_fixation_set(d) for d in datasets]
-        baseline = CentreBiasBaseline.fit(sets, "train")
-        predictors = {"centre-bias": centre_bias_predictor(baseline)}
-        for path in models or [default_model_path()]:
-            model = SaliencyModel(path, device="cpu", threads=threads)
-            predictors[model.name if model.name not in predictors else str(path)] = model_predictor(
-                model
-            )
-        if fastgaze_path.is_file():
-            from cropsal.teachers.fastgaze import FastGaze
-
-            predictors["twitter-fastgaze"] = fastgaze_predictor(
-                FastGaze(fastgaze_path, threads), baseline
-            )
-        else:
-            log.warning("%s not found: Twitter's network is left out", fastgaze_path)
+    try:  # a data set, model or image that cannot be used stops the run: partial scores mislead
+        sets, baseline, predictors = load_inputs(datasets, models, fastgaze_path, threads)
+        show_progress = not quiet and sys.stderr.isatty()
+        results = score(predictors, sets, baseline, split, aspects, limit, zoom, show_progress)
     except (CropsalError, OSError, ValueError) as e:
         click.echo(f"cropsal: error: {e}", err=True)
         return ExitCode.USAGE
-
-    total = sum(len(fs.indices(split)[: limit or None]) for fs in sets)
-    from cropsal.cli.run import progress_bar
-
-    with progress_bar(total, not quiet and sys.stderr.isatty()) as advance:
-        from cropsal.policy import PolicyConfig
-
-        results = evaluate(
-            predictors,
-            sets,
-            split,
-            baseline,
-            tuple(aspects),
-            limit,
-            advance,
-            PolicyConfig(zoom=zoom),
-        )
     results = {"split": split, "aspects": list(aspects), "results": results}
 
     if json_path == "-":
-        click.echo(json.dumps(results, indent=2))
+        click.echo(json_text(results))
     elif json_path:
-        Path(json_path).write_text(json.dumps(results, indent=2) + "\n")
+        Path(json_path).write_text(json_text(results) + "\n")
     if not quiet:
         print_tables(results, list(aspects))
     return ExitCode.OK
+
+
+def load_inputs(
+    datasets: tuple[str, ...], models: tuple[str, ...], fastgaze_path: Path, threads: int | None
+) -> tuple[list[FixationSet], CentreBiasBaseline, dict[str, Predictor]]:
+    """The data sets, the centre-bias baseline fitted on their training splits, and the
+    predictors by name (the baseline, each model, Twitter's network when its file exists)."""
+    from cropsal.datasets import CentreBiasBaseline, load_fixation_set
+    from cropsal.evaluate import centre_bias_predictor, fastgaze_predictor, model_predictor
+    from cropsal.model import SaliencyModel, default_model_path
+
+    sets = [load_fixation_set(d) for d in datasets]
+    baseline = CentreBiasBaseline.fit(sets, "train")
+    predictors = {"centre-bias": centre_bias_predictor(baseline)}
+    for path in models or [default_model_path()]:
+        model = SaliencyModel(path, device="cpu", threads=threads)
+        name = model.name if model.name not in predictors else str(path)
+        predictors[name] = model_predictor(model)
+    if fastgaze_path.is_file():
+        from cropsal.teachers.fastgaze import FastGaze
+
+        predictors["twitter-fastgaze"] = fastgaze_predictor(
+            FastGaze(fastgaze_path, threads), baseline
+        )
+    else:
+        log.warning("%s not found: Twitter's network is left out", fastgaze_path)
+    return sets, baseline, predictors
+
+
+def score(
+    predictors: dict[str, Predictor],
+    sets: list[FixationSet],
+    baseline: CentreBiasBaseline,
+    split: str,
+    aspects: tuple[str, ...],
+    limit: int,
+    zoom: float,
+    show_progress: bool,
+) -> dict:
+    """:func:`cropsal.evaluate.evaluate` behind a progress bar on stderr."""
+    from cropsal.cli.run import progress_bar
+    from cropsal.evaluate import evaluate
+    from cropsal.policy import PolicyConfig
+
+    total = sum(len(fs.indices(split)[: limit or None]) for fs in sets)
+    with progress_bar(total, show_progress) as advance, warnings.catch_warnings():
+        # an undefined metric is NaN in the results ('n/a' in the tables); numpy's warnings
+        # about it would only repeat that, without saying which metric
+        warnings.simplefilter("ignore", RuntimeWarning)
+        policy = PolicyConfig(zoom=zoom)
+        return evaluate(predictors, sets, split, baseline, tuple(aspects), limit, advance, policy)
+
+
+def json_text(results: dict) -> str:
+    """``results`` as indented JSON; NaN and infinities (undefined metrics) become null, as JSON
+    has no token for them."""
+    return json.dumps(finite_or_none(results), indent=2, allow_nan=False)
+
+
+def finite_or_none(value: object) -> object:
+    """``value`` with every non-finite float inside dicts and lists replaced by None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def number_cell(value: float | None, fmt: str = "{:.3f}") -> str:
+    """``value`` formatted by ``fmt``, or ``n/a`` when it is missing or NaN."""
+    return "n/a" if value is None or math.isnan(value) else fmt.format(value)
 
 
 def window_rows(name: str) -> list[tuple[str, str]]:
@@ -173,7 +224,7 @@ def print_tables(results: dict, aspects: list[str]) -> None:
                 sal.add_row(
                     set_name,
                     name,
-                    *[fmt.format(row[k]) if k in row else "" for k, _, fmt in COLUMNS],
+                    *[number_cell(row[k], fmt) if k in row else "" for k, _, fmt in COLUMNS],
                 )
         for name, row in by_model.items():
             if name == "centre-bias":
@@ -182,7 +233,7 @@ def print_tables(results: dict, aspects: list[str]) -> None:
                 crops.add_row(
                     set_name,
                     label,
-                    *[f"{row.get(f'crop_{a}{suffix}', float('nan')):.3f}" for a in aspects],
+                    *[number_cell(row.get(f"crop_{a}{suffix}")) for a in aspects],
                 )
                 if f"gap_{aspects[0]}{suffix}" in row:
                     gaps.add_row(set_name, label, *[gap_cell(row, a + suffix) for a in aspects])
@@ -194,6 +245,10 @@ def print_tables(results: dict, aspects: list[str]) -> None:
 
 
 def gap_cell(row: dict, key: str) -> str:
-    """``0.44 [0.30, 0.58]``: the gap closed and its interval."""
-    low, high = row.get(f"gap_{key}_interval", (float("nan"), float("nan")))
-    return f"{row.get(f'gap_{key}', float('nan')):.2f} [{low:.2f}, {high:.2f}]"
+    """``0.44 [0.30, 0.58]``: the gap closed and its interval; ``n/a`` where it is undefined
+    (the best window keeps no more fixations than the centre crop)."""
+    value = row.get(f"gap_{key}", math.nan)
+    low, high = row.get(f"gap_{key}_interval", (math.nan, math.nan))
+    if math.isnan(value):
+        return "n/a"
+    return f"{value:.2f} [{low:.2f}, {high:.2f}]"
