@@ -58,49 +58,63 @@ def matches(rel: PurePosixPath, include: tuple[str, ...], exclude: tuple[str, ..
 
 def walk(root: Path, skip: frozenset[tuple[int, int]] = frozenset()) -> Iterator[InputItem]:
     """Image files under ``root``: each folder's files in name order, then its subfolders in
-    name order (depth first); hidden entries skipped; symlinked folders are followed once (a
-    link back into a visited folder is reported, not looped through)."""
+    name order (depth first); hidden entries skipped. A folder reached a second way (through a
+    symlink) is walked once, at its first path in that order; a symlink to the folder itself or
+    to one of its ancestors is a loop, reported as an item with an error."""
     seen: set[tuple[int, int]] = set()
-    stack = [root]
+    stack: list[tuple[Path, frozenset[tuple[int, int]]]] = [(root, frozenset())]
     while stack:
-        folder = stack.pop()
+        folder, ancestors = stack.pop()
         try:
-            st = folder.stat()
-            key = (st.st_dev, st.st_ino)
-            if key in skip:  # one of this run's own output folders
-                continue
-            if key in seen:
-                yield InputItem(
-                    folder,
-                    PurePosixPath(folder.relative_to(root).as_posix()),
-                    "symlink loop: folder already visited",
-                )
-                continue
-            seen.add(key)
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+            key = _folder_key(folder)
         except OSError as e:
-            yield InputItem(
-                folder,
-                PurePosixPath(folder.relative_to(root).as_posix()),
-                f"cannot list folder: {e.strerror or e}",
-            )
+            yield _folder_error(folder, root, f"cannot list folder: {e.strerror or e}")
             continue
-        subfolders = []
+        if key in skip:  # one of this run's own output folders
+            continue
+        if key in ancestors:
+            yield _folder_error(folder, root, "symlink loop: leads back to a folder it is in")
+            continue
+        if key in seen:
+            log.debug("%s: already walked by another path, skipped", folder)
+            continue
+        seen.add(key)
+        try:
+            entries = sorted(os.scandir(folder), key=_name)
+        except OSError as e:
+            yield _folder_error(folder, root, f"cannot list folder: {e.strerror or e}")
+            continue
+        subfolders, inside = [], ancestors | {key}
         for entry in entries:
             if entry.name.startswith("."):
                 continue
             path = Path(entry.path)
-            rel = PurePosixPath(path.relative_to(root).as_posix())
-            try:
-                is_dir = entry.is_dir()
-            except OSError:
-                is_dir = False
-            if is_dir and path.suffix.lower() not in IMAGE_EXTENSIONS:
-                subfolders.append(path)
+            if _is_dir(entry) and path.suffix.lower() not in IMAGE_EXTENSIONS:
+                subfolders.append((path, inside))
             elif path.suffix.lower() in IMAGE_EXTENSIONS and not (skip and _key(path) in skip):
                 # a folder named like an image is reported by decode, not silently skipped
-                yield InputItem(path, rel)
+                yield InputItem(path, PurePosixPath(path.relative_to(root).as_posix()))
         stack.extend(reversed(subfolders))
+
+
+def _folder_key(folder: Path) -> tuple[int, int]:
+    st = folder.stat()
+    return (st.st_dev, st.st_ino)
+
+
+def _name(entry: os.DirEntry) -> str:
+    return entry.name
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _folder_error(folder: Path, root: Path, reason: str) -> InputItem:
+    return InputItem(folder, PurePosixPath(folder.relative_to(root).as_posix()), reason)
 
 
 def _key(path: Path) -> tuple[int, int] | None:

@@ -20,9 +20,20 @@ class ImageError(CropsalError):
     """One input image cannot be used (unreadable, undecodable, too large, …)."""
 
 
-class ModelError(CropsalError):
+class SetupError(CropsalError):
+    """The run cannot start as asked (a missing optional dependency, a model that cannot be
+    loaded): reported like a usage error, exit status 2."""
+
+
+class ModelError(SetupError):
     """The saliency model cannot be loaded or run."""
 
 
 class OutputError(CropsalError):
-    """The output location cannot be written: the whole run stops."""
+    """The output location cannot be written (the folder cannot be created, the disk is full,
+    the file system is read-only): the whole run stops."""
+
+
+class OutputPathError(CropsalError):
+    """One image's output file cannot be written (a folder in its place, a file where its
+    folder should be): that image fails, the run goes on."""

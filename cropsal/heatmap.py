@@ -49,15 +49,29 @@ def overlay(bgr: np.ndarray, log_density: np.ndarray, boxes: list[tuple[str, tup
     return out
 
 
+def heatmap_paths(stem_path: Path) -> tuple[Path, Path]:
+    """``<stem>_saliency.jpg`` (overlay) and ``<stem>_saliency.npy`` (raw map) of a stem."""
+    return (
+        stem_path.with_name(stem_path.name + "_saliency.jpg"),
+        stem_path.with_name(stem_path.name + "_saliency.npy"),
+    )
+
+
 def write_heatmaps(
-    stem_path: Path, bgr: np.ndarray, log_density: np.ndarray, boxes: list[tuple[str, tuple]]
+    stem_path: Path,
+    bgr: np.ndarray,
+    log_density: np.ndarray,
+    boxes: list[tuple[str, tuple]],
+    keep: frozenset[Path] = frozenset(),
 ) -> tuple[Path, Path]:
     """Write ``<stem>_saliency.jpg`` (overlay) and ``<stem>_saliency.npy`` (float32 log-density
-    with the image's aspect ratio); returns both paths."""
-    overlay_path = stem_path.with_name(stem_path.name + "_saliency.jpg")
-    raw_path = stem_path.with_name(stem_path.name + "_saliency.npy")
-    atomic_write(overlay_path, encode(overlay(bgr, log_density, boxes), "jpg", 90))
-    buf = io.BytesIO()
-    np.save(buf, log_density.astype(np.float32))
-    atomic_write(raw_path, buf.getvalue())
+    with the image's aspect ratio), except those in ``keep`` (already there, left as they
+    are); returns both paths."""
+    overlay_path, raw_path = heatmap_paths(stem_path)
+    if overlay_path not in keep:
+        atomic_write(overlay_path, encode(overlay(bgr, log_density, boxes), "jpg", 90))
+    if raw_path not in keep:
+        buf = io.BytesIO()
+        np.save(buf, log_density.astype(np.float32))
+        atomic_write(raw_path, buf.getvalue())
     return overlay_path, raw_path

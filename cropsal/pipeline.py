@@ -7,9 +7,10 @@ and writing overlap while memory stays bounded by a few batches.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -21,10 +22,18 @@ from cropsal.decode import DEFAULT_MAX_PIXELS, DecodedImage, composite, decode_b
 from cropsal.discover import InputItem
 from cropsal.errors import CropsalError, OutputError
 from cropsal.geometry import Box, Target, largest_window
-from cropsal.heatmap import OVERLAY_LONG_SIDE, write_heatmaps
+from cropsal.heatmap import OVERLAY_LONG_SIDE, heatmap_paths, write_heatmaps
 from cropsal.policy import mirror_asymmetry
 from cropsal.records import CropRecord, ImageRecord
-from cropsal.write import OutputSpec, atomic_write, crop_path, cut, encode, output_stems
+from cropsal.write import (
+    OutputSpec,
+    atomic_write,
+    check_folder,
+    crop_path,
+    cut,
+    encode,
+    output_stems,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +47,7 @@ NETWORK_OVERSAMPLE = 2.0
 class JobOptions:
     targets: tuple[Target, ...]
     output: OutputSpec | None  # None: JSON only, no image files
-    heatmaps: Path | None = None
+    heatmaps: OutputSpec | None = None  # overlays (always JPEG) and raw maps; None: none
     max_pixels: int = DEFAULT_MAX_PIXELS
     batch_size: int = 8  # images per network batch: 8 keeps CPU memory low, GPUs want more
     jobs: int = 2
@@ -58,12 +67,52 @@ class Work:
     existing: frozenset[Path] = frozenset()  # outputs already there, kept (--skip-existing)
 
 
+def planned_outputs(options: JobOptions, stem: PurePosixPath) -> list[tuple[Path, OutputSpec]]:
+    """The files an image with output stem ``stem`` is written to, each with the spec that says
+    what to do when it exists already: one crop per target, then the overlay and the raw map."""
+    planned = []
+    if options.output:
+        planned += [(crop_path(options.output, stem, t), options.output) for t in options.targets]
+    if options.heatmaps:
+        planned += [(p, options.heatmaps) for p in heatmap_paths(options.heatmaps.root / stem)]
+    return planned
+
+
+def carried_over(
+    record: ImageRecord,
+    stem: PurePosixPath,
+    options: JobOptions,
+    previous: Mapping[str, Sequence[ImageRecord]],
+) -> ImageRecord:
+    """For an image skipped because its outputs exist: the record an earlier run wrote for the
+    same input (``previous``, by ``input``) when it lists exactly the crops and heatmaps this run
+    would write, marked ``skipped``; else ``record``."""
+    spec = options.output
+    crops = [(t.label, str(crop_path(spec, stem, t)) if spec else None) for t in options.targets]
+    maps = (None, None)
+    if options.heatmaps:
+        maps = tuple(str(p) for p in heatmap_paths(options.heatmaps.root / stem))
+    for old in previous.get(record.input, ()):
+        listed = [(c.aspect, c.output) for c in old.crops]
+        same_maps = not options.heatmaps or (old.heatmap, old.saliency_map) == maps
+        if old.error is None and listed == crops and same_maps:
+            return dataclasses.replace(old, skipped=True, heatmap=maps[0], saliency_map=maps[1])
+    return record
+
+
 class CropJob:
     """Runs the pipeline over a list of inputs with one :class:`Cropper`."""
 
-    def __init__(self, cropper: Cropper, options: JobOptions) -> None:
+    def __init__(
+        self,
+        cropper: Cropper,
+        options: JobOptions,
+        previous: Mapping[str, Sequence[ImageRecord]] | None = None,
+    ) -> None:
+        """``previous``: the records of an earlier run by input, for :func:`carried_over`."""
         self.cropper = cropper
         self.options = options
+        self.previous = previous or {}
         self.finishing: deque[Future] = deque()  # crops being written, in input order
 
     def run(
@@ -86,6 +135,8 @@ class CropJob:
                 for i in part
             ]
 
+        if any(i.error is None for i in items):
+            self.check_locations()
         pool = ThreadPoolExecutor(max(1, self.options.jobs), thread_name_prefix="cropsal")
         self.finishing = deque()
         try:
@@ -122,27 +173,33 @@ class CropJob:
 
     # --- stages -------------------------------------------------------------------------
 
-    def planned_outputs(self, w: Work) -> list[Path]:
-        spec = self.options.output
-        return [crop_path(spec, w.stem, t) for t in self.options.targets] if spec else []
+    def check_locations(self) -> None:
+        """:class:`OutputError` unless the output and heatmap folders can be written."""
+        for spec in (self.options.output, self.options.heatmaps):
+            if spec is not None:
+                check_folder(spec.root)
+
+    def check_existing(self, w: Work) -> None:
+        """Files already there: an error unless ``overwrite`` or ``skip_existing``; with
+        ``skip_existing`` they are kept, and an image whose files are all there is skipped."""
+        planned = planned_outputs(self.options, w.stem)
+        present = [(path, spec) for path, spec in planned if path.is_file()]
+        clash = [path for path, spec in present if not (spec.overwrite or spec.skip_existing)]
+        if clash:
+            w.record.error = f"output exists: {clash[0]} (use --overwrite or --skip-existing)"
+            return
+        w.existing = frozenset(path for path, spec in present if spec.skip_existing)
+        w.record.skipped = bool(planned) and len(w.existing) == len(planned)
 
     def decode(self, w: Work) -> None:
         """Check the outputs, decode, and prepare the network input (in a worker thread)."""
         if w.record.error:
             return
-        spec, outputs = self.options.output, self.planned_outputs(w)
-        existing = [p for p in outputs if p.exists()]
-        if spec and existing and not spec.overwrite:
-            if spec.skip_existing and len(existing) == len(outputs):
-                w.record.skipped = True
-                return
-            if spec.skip_existing:
-                w.existing = frozenset(existing)
-            if not spec.skip_existing:
-                w.record.error = (
-                    f"output exists: {existing[0]} (use --overwrite or --skip-existing)"
-                )
-                return
+        self.check_existing(w)
+        if w.record.skipped:
+            w.record = carried_over(w.record, w.stem, self.options, self.previous)
+        if w.record.error or w.record.skipped:
+            return
         try:
             data = read_input(w.item.path)
             w.image = decode_bytes(
@@ -246,7 +303,8 @@ class CropJob:
                 for c in rec.crops:
                     b = to_pixels(Box(c.x, c.y, c.width, c.height), width, height, bgr)
                     boxes.append((c.aspect, (b.x, b.y, b.width, b.height)))
-                over, raw = write_heatmaps(self.options.heatmaps / w.stem, bgr, log_density, boxes)
+                stem_path = self.options.heatmaps.root / w.stem
+                over, raw = write_heatmaps(stem_path, bgr, log_density, boxes, w.existing)
                 rec.heatmap, rec.saliency_map = str(over), str(raw)
         except OutputError:
             raise

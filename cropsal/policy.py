@@ -26,7 +26,9 @@ from cropsal.geometry import Box, largest_window
 # Placements holding within this much mass of the best count as ties; the most central wins.
 TIE_TOLERANCE = 1e-6
 SYMMETRY_THUMBNAIL = 32  # side of the grey thumbnail compared with its mirror
-ZOOM_STEPS = 20  # window scales tried between zoom and 1
+# Window scales tried: 1 − k × ZOOM_STEP down to the zoom floor. The step does not depend on
+# the floor, so a lower floor only adds smaller candidates and never gives a larger window.
+ZOOM_STEP = 0.02
 ZOOM_POSITIONS = 256  # positions tried per axis for each zoomed window
 
 
@@ -217,11 +219,12 @@ def place_window(
 def zoom_in(
     density: np.ndarray, width: int, height: int, full: Placement, config: PolicyConfig
 ) -> Placement:
-    """The smallest scaled-down window that keeps ``zoom_keep`` of ``full``'s mass; positions
+    """The smallest scaled-down window that keeps ``zoom_keep`` of ``full``'s mass: scales
+    :func:`zoom_scales` are tried from the largest down until one loses too much; positions
     are tried on a grid of at most ``ZOOM_POSITIONS`` steps per axis."""
     grid, cw, ch = MassGrid(density, width, height), full.box.width, full.box.height
     chosen = full
-    for scale in np.linspace(1.0, config.zoom, ZOOM_STEPS + 1)[1:]:
+    for scale in zoom_scales(config.zoom):
         zw, zh = max(1, round(cw * scale)), max(1, round(ch * scale))
         xs = np.unique(np.linspace(0, width - zw, min(width - zw + 1, ZOOM_POSITIONS)).round())
         ys = np.unique(np.linspace(0, height - zh, min(height - zh + 1, ZOOM_POSITIONS)).round())
@@ -232,6 +235,13 @@ def zoom_in(
             break
         chosen = Placement(Box(int(xs[col]), int(ys[row]), zw, zh), "zoom", mass)
     return chosen
+
+
+def zoom_scales(floor: float) -> np.ndarray:
+    """Window scales below 1 down to ``floor``, on a grid of :data:`ZOOM_STEP` that does not
+    depend on ``floor``: ``zoom_scales(0.5)`` begins with every scale of ``zoom_scales(0.6)``."""
+    count = int(np.floor((1.0 - floor) / ZOOM_STEP + 1e-9))
+    return np.round(1.0 - ZOOM_STEP * np.arange(1, count + 1), 9)
 
 
 def salient_point(density: np.ndarray, width: int, height: int) -> tuple[int, int]:

@@ -11,10 +11,11 @@ therefore behave exactly as in a local run. The result is a Dataset with one row
 image was cropped), ``record`` (str, the JSON line ``cropsal crop --json`` writes) and
 ``fatal`` (str, ``""`` unless the output location could not be written).
 
-A failing image gives an error record, never a failed job. An output location that cannot be
-written stops a local run; here the batch's rows carry the reason in ``fatal`` (Ray would
-otherwise replace the error with its own), and ``cropsal crop --engine ray`` stops on it. Ray Data is lazy: crops are written while the
-returned Dataset is consumed (``iter_rows()``, ``materialize()``, ``write_json()`` …).
+A failing image (one whose output file is blocked included) gives an error record, never a failed
+job. An output location that cannot be written at all stops a local run; here the batch's rows carry
+the reason in ``fatal`` (Ray would otherwise replace the error with its own), and ``cropsal crop
+--engine ray`` stops on it. Ray Data is lazy: crops are written while the returned Dataset is
+consumed (``iter_rows()``, ``materialize()``, ``write_json()`` …).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -30,8 +31,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cropsal.discover import InputItem, discover, is_uri
-from cropsal.errors import CropsalError, OutputError
-from cropsal.pipeline import JobOptions
+from cropsal.errors import CropsalError, OutputError, SetupError
+from cropsal.pipeline import JobOptions, carried_over
 from cropsal.records import ImageRecord
 from cropsal.write import output_stems
 
@@ -204,6 +205,14 @@ def check_resources(cpus: float, gpus: float) -> None:
     )
 
 
+def require_ray() -> None:
+    """:class:`SetupError`, saying how to install it, unless Ray Data can be imported."""
+    try:
+        import ray.data  # noqa: F401
+    except ImportError as e:
+        raise SetupError(f"--engine ray needs Ray Data ({e}): pip install 'cropsal[ray]'") from e
+
+
 def connect(address: str | None, quiet: bool = True) -> None:
     """Join the Ray cluster at ``address`` (``None``: ``RAY_ADDRESS`` if set, else a local
     instance on this machine's cores); a session already started in this process is kept."""
@@ -235,9 +244,12 @@ def run_records(
     address: str | None = None,
     workers: int | None = None,
     quiet: bool = True,
+    previous: Mapping[str, Sequence[ImageRecord]] | None = None,
 ) -> Iterator[ImageRecord]:
     """The records of a ``cropsal crop --engine ray`` run over ``items``, in input order;
-    :class:`OutputError` when a worker could not write to the output location."""
+    :class:`OutputError` when a worker could not write to the output location. A skipped
+    image gets its record from ``previous`` (an earlier run's, by input) when one fits
+    (:func:`~cropsal.pipeline.carried_over`)."""
     import ray.data
 
     rows = path_rows(items)
@@ -248,4 +260,8 @@ def run_records(
     for row in records.iter_rows():
         if row["fatal"]:
             raise OutputError(row["fatal"])
-        yield ImageRecord.from_json(row["record"])
+        record = ImageRecord.from_json(row["record"])
+        if record.skipped and previous:
+            stem = PurePosixPath(rows[row["index"]]["stem"])
+            record = carried_over(record, stem, settings.options, previous)
+        yield record

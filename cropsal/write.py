@@ -6,6 +6,7 @@ interrupted run never leaves a partial image behind.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import tempfile
@@ -16,12 +17,15 @@ from pathlib import Path, PurePosixPath
 import cv2
 import numpy as np
 
-from cropsal.errors import ImageError, OutputError
+from cropsal.errors import ImageError, OutputError, OutputPathError
 from cropsal.geometry import Box, Target
 
 log = logging.getLogger(__name__)
 
 FORMATS = {"jpg": ".jpg", "png": ".png", "webp": ".webp"}
+
+# Write errors that no other path on the same file system would escape: they stop the run.
+LOCATION_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO})
 
 
 def _file_mode() -> int:
@@ -105,17 +109,33 @@ def encode(image: np.ndarray, fmt: str, quality: int) -> bytes:
     return buf.tobytes()
 
 
+def check_folder(root: Path) -> None:
+    """Create the output folder ``root`` if needed and make sure a file can be created in it.
+
+    Raises :class:`OutputError` when it cannot: the run stops before any image is processed.
+    """
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".cropsal-", suffix=".part", dir=root)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputError(f"{root}: cannot write output: {_reason(e)}") from e
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename.
 
-    Raises :class:`OutputError` when the location itself cannot be written (no space, no
-    permission), which stops the run instead of failing image after image.
+    Raises :class:`OutputError` when the file system refuses any write (full, read-only,
+    failing), which stops the run instead of failing image after image, and
+    :class:`OutputPathError` when only this path is blocked (a folder in its place, a file where
+    one of its folders should be, no permission there): that image fails.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     except OSError as e:
-        raise OutputError(f"{path.parent}: cannot write output: {e.strerror or e}") from e
+        raise write_error(path.parent, e) from e
     try:
         with os.fdopen(fd, "wb") as f:
             os.fchmod(f.fileno(), FILE_MODE)
@@ -127,5 +147,18 @@ def atomic_write(path: Path, data: bytes) -> None:
         except OSError:
             pass
         if isinstance(e, OSError):
-            raise OutputError(f"{path}: cannot write output: {e.strerror or e}") from e
+            raise write_error(path, e) from e
         raise
+
+
+def write_error(where: Path, e: OSError) -> OutputError | OutputPathError:
+    """The error for a failed write at ``where``: :class:`OutputError` when the whole file
+    system refuses (:data:`LOCATION_ERRNOS`), else :class:`OutputPathError`."""
+    message = f"{where}: cannot write output: {_reason(e)}"
+    return OutputError(message) if e.errno in LOCATION_ERRNOS else OutputPathError(message)
+
+
+def _reason(e: OSError) -> str:
+    if e.errno == errno.EEXIST:  # mkdir found a file where a folder must go
+        return os.strerror(errno.ENOTDIR)
+    return e.strerror or str(e)

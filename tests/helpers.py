@@ -109,8 +109,10 @@ def run_cropsal(
     stdin: bytes | None = None,
     cwd: Path | None = None,
     defaults: bool = True,
+    env: dict[str, str] | None = None,
 ) -> CliResult:
-    """Run ``python -m cropsal ARGS`` in a subprocess and capture its exit status and output."""
+    """Run ``python -m cropsal ARGS`` in a subprocess and capture its exit status and output;
+    ``env`` adds to (or replaces) variables of this process's environment."""
     argv = [sys.executable, "-m", "cropsal", *(os.fspath(a) for a in args)]
     if defaults and len(args) and args[0] == "crop":
         argv += list(CLI_DEFAULTS)
@@ -119,6 +121,7 @@ def run_cropsal(
         input=stdin if stdin is not None else b"",
         capture_output=True,
         cwd=cwd,
+        env={**os.environ, **env} if env else None,
         timeout=180,
         check=False,
     )

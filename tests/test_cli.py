@@ -312,11 +312,30 @@ def test_empty_folder_is_not_an_error(tmp_path):
     assert "no images found" in result.stderr
 
 
-def test_missing_model_is_one_line_exit_1(tmp_path, image_dir):
-    result = run_cropsal("crop", image_dir, "--json", "-", "--model", tmp_path / "none.onnx")
-    assert result.rc == 1
+@pytest.mark.parametrize("model", ["{tmp}/none.onnx", "nosuch"], ids=["path", "name"])
+def test_missing_model_is_one_line_exit_2(tmp_path, image_dir, model):
+    model = model.format(tmp=tmp_path)
+    result = run_cropsal("crop", image_dir, "--json", "-", "--model", model)
+    assert result.rc == 2
     assert_clean_stderr(result.stderr)
-    assert any("none.onnx" in line for line in result.error_lines())
+    (line,) = result.error_lines()
+    assert model in line and "not found" in line
+    assert result.stdout == ""
+
+
+def test_engine_ray_without_ray_says_how_to_install_it(tmp_path, image_dir):
+    shim = tmp_path / "no-ray" / "ray"  # an importable 'ray' that fails as a missing one does
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'ray'\")\n")
+    path = os.pathsep.join(p for p in (str(shim.parent), os.environ.get("PYTHONPATH")) if p)
+    result = run_cropsal(
+        "crop", image_dir, "--json", "-", "--engine", "ray", env={"PYTHONPATH": path}
+    )
+    assert result.rc == 2, result.stderr
+    assert_clean_stderr(result.stderr)
+    (line,) = result.error_lines()
+    assert "pip install 'cropsal[ray]'" in line and "ModuleNotFoundError" not in line
+    assert result.stdout == ""
 
 
 def test_max_pixels_refuses_large_images(image_dir):
@@ -330,16 +349,46 @@ def test_max_pixels_refuses_large_images(image_dir):
     assert len(result.error_lines()) == 2
 
 
-def test_unwritable_output_location_stops_the_run(tmp_path, image_dir):
+@pytest.mark.parametrize("flags", [[], ["--overwrite"]], ids=["plain", "overwrite"])
+def test_a_blocked_output_path_fails_only_its_image(tmp_path, image_dir, flags):
     out = tmp_path / "out"
-    out.mkdir()
+    (out / "wide_1x1.jpg").mkdir(parents=True)  # a folder where a crop must go
     (out / "sub").write_bytes(b"")  # a file where the crops of sub/ must go
-    result = run_cropsal("crop", image_dir, "-o", out, "--aspect", "1:1", "--batch-size", "1")
+    result = run_cropsal(
+        "crop", image_dir, "-o", out, "--aspect", "1:1", "--json", "-", "--batch-size", "1", *flags
+    )
     assert result.rc == 1
     assert_clean_stderr(result.stderr)
+    by_name = {Path(r["input"]).name: r for r in result.records()}
+    assert (
+        by_name["wide.jpg"]["error"]
+        == f"{out / 'wide_1x1.jpg'}: cannot write output: Is a directory"
+    )
+    assert by_name["square.jpg"]["error"] == f"{out / 'sub'}: cannot write output: Not a directory"
+    assert by_name["wide.jpg"]["crops"] == by_name["square.jpg"]["crops"] == []
+    assert by_name["tall.png"]["error"] is None
+    assert read_image(Path(by_name["tall.png"]["crops"][0]["output"])).shape[:2] == (72, 72)
     errors = result.error_lines()
-    assert len(errors) == 1 and str(out / "sub") in errors[0]
+    assert len(errors) == 2
+    for name in ("wide.jpg", "square.jpg"):
+        rec = by_name[name]
+        assert f"cropsal: error: {rec['input']}: {rec['error']}" in errors
+    assert "1 cropped, 2 failed" in result.stderr
     assert temp_files(out) == []
+
+
+@pytest.mark.parametrize("option", ["-o", "--heatmaps"])
+def test_an_output_folder_that_cannot_be_made_stops_the_run(tmp_path, image_dir, option):
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+    result = run_cropsal("crop", image_dir, option, blocker / "out", "--json", "-")
+    assert result.rc == 1
+    assert_clean_stderr(result.stderr)
+    assert result.error_lines() == [
+        f"cropsal: error: {blocker / 'out'}: cannot write output: Not a directory"
+    ]
+    assert result.stdout == "" and "cropped" not in result.stderr
+    assert os.listdir(tmp_path) == ["file", "images"]
 
 
 def test_json_path_that_is_a_folder(tmp_path, image_dir):
@@ -506,6 +555,31 @@ def test_symlink_loop_is_reported_once(tmp_path):
     assert loop["input"] == str(src / "sub" / "back") and "loop" in loop["error"]
 
 
+def test_a_second_path_to_a_folder_is_not_a_loop(tmp_path):
+    src = tmp_path / "sl"
+    write_image(src / "real" / "pic.jpg", 40, 30)
+    os.symlink("real", src / "alias")
+    result = run_cropsal("crop", src, "--json", "-", "--aspect", "1:1")
+    assert result.rc == 0, result.stderr
+    assert result.error_lines() == []
+    assert [r["input"] for r in result.records()] == [str(src / "alias" / "pic.jpg")]
+
+
+def test_control_characters_in_names_are_escaped_on_error_lines(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("red\x1b[31m.jpg", "bell\x07.jpg", "tab\tdel\x7f.jpg"):
+        (src / name).write_bytes(b"not an image")
+    result = run_cropsal("crop", src, "--json", "-")
+    assert result.rc == 1
+    for char in "\x1b\x07\t\x7f":
+        assert char not in result.stderr
+    errors = result.error_lines()
+    assert len(errors) == 3
+    for escaped in ("red\\x1b[31m.jpg", "bell\\x07.jpg", "tab\\tdel\\x7f.jpg"):
+        assert sum(f"{src}/{escaped}: " in line for line in errors) == 1, (escaped, errors)
+
+
 # --- heatmaps ----------------------------------------------------------------------------------
 
 
@@ -532,6 +606,32 @@ def test_heatmaps(tmp_path, image_dir):
         map_h, map_w = raw.shape
         assert map_w / map_h == pytest.approx(rec["width"] / rec["height"], rel=0.25)
     assert temp_files(heat) == []
+
+
+def test_heatmaps_follow_the_rules_for_existing_outputs(tmp_path, image_dir):
+    heat = tmp_path / "heat"
+    args = ("crop", image_dir, "--heatmaps", heat, "--aspect", "1:1", "--json", "-")
+    assert run_cropsal(*args).rc == 0
+    overlay, raw = heat / "wide_saliency.jpg", heat / "wide_saliency.npy"
+    overlay.write_bytes(b"kept")
+
+    again = run_cropsal(*args)
+    assert again.rc == 1
+    assert len(again.error_lines()) == 3
+    for rec in again.records():
+        assert "output exists" in rec["error"] and "--overwrite" in rec["error"]
+    assert overlay.read_bytes() == b"kept"
+
+    raw.unlink()
+    resumed = run_cropsal(*args, "--skip-existing")
+    assert resumed.rc == 0, resumed.stderr
+    by_name = {Path(r["input"]).name: r for r in resumed.records()}
+    assert [n for n, r in by_name.items() if not r["skipped"]] == ["wide.jpg"]
+    assert by_name["wide.jpg"]["saliency_map"] == str(raw) and np.load(raw).ndim == 2
+    assert overlay.read_bytes() == b"kept"
+
+    assert run_cropsal(*args, "--overwrite").rc == 0
+    assert read_image(overlay).shape == (90, 160, 3)
 
 
 # --- existing outputs --------------------------------------------------------------------------
@@ -584,6 +684,30 @@ def test_skip_existing_redoes_an_input_with_some_outputs_missing(tmp_path, image
     assert by_name["wide.jpg"]["skipped"] is False and len(by_name["wide.jpg"]["crops"]) == 2
     assert by_name["tall.png"]["skipped"] is True
     assert (out / "wide_16x9.jpg").is_file()
+
+
+def test_skip_existing_keeps_the_records_of_the_earlier_run(tmp_path, image_dir):
+    out, heat, json_path = tmp_path / "out", tmp_path / "heat", tmp_path / "r.jsonl"
+    args = ("crop", image_dir, "-o", out, "--heatmaps", heat, "--aspect", "1:1")
+    args += ("--json", json_path)
+
+    def records() -> dict[str, dict]:
+        lines = json_path.read_text("utf-8").splitlines()
+        return {r["input"]: r for r in map(json.loads, lines)}
+
+    assert run_cropsal(*args).rc == 0
+    first = records()
+    wide = str(image_dir / "wide.jpg")
+    (out / "wide_1x1.jpg").unlink()
+    for second_time in (False, True):  # then every image is skipped, its record still whole
+        result = run_cropsal(*args, "--skip-existing")
+        assert result.rc == 0, result.stderr
+        again = records()
+        assert list(again) == list(first)
+        for name, rec in again.items():
+            redone = name == wide and not second_time
+            assert rec == {**first[name], "skipped": not redone}, name
+    assert "0 cropped, 0 failed, 3 skipped" in result.stderr
 
 
 # --- output names ------------------------------------------------------------------------------

@@ -80,6 +80,15 @@ def test_symlink_loop_is_reported_not_looped(tmp_path):
     assert images == ["top.jpg", "sub/inner.jpg"]
 
 
+def test_second_path_to_a_walked_folder_is_not_a_loop(tmp_path):
+    root = tmp_path / "sl"
+    touch(root, "real/pic.jpg", "real/deeper/more.jpg")
+    os.symlink("real", root / "alias")  # a sibling, not an ancestor: no cycle
+    items = list(walk(root))
+    assert not any(i.error for i in items)
+    assert rels(items) == ["alias/pic.jpg", "alias/deeper/more.jpg"]  # each image once
+
+
 def test_symlinked_folder_outside_root_is_followed(tmp_path):
     touch(tmp_path / "elsewhere", "far.jpg")
     touch(tmp_path / "root", "near.jpg")

@@ -281,3 +281,16 @@ def test_rule_zoom_keeps_the_full_window_when_mass_is_spread():
     config = PolicyConfig(zoom=0.9, zoom_keep=0.999)
     p = place_window(density, 1600, 800, 1.0, config)
     assert p == place_window(density, 1600, 800, 1.0, PolicyConfig())
+
+
+def test_a_lower_zoom_floor_never_gives_a_larger_window():
+    # a blob whose best window loses 10 % of the mass between scales 0.98 and 0.955: with a
+    # number of scales fixed between 1 and the floor, zoom 0.1 stepped over it and kept 164 px
+    # while zoom 0.6 gave 158 px
+    density = cell_density(blob(32, 24, 16, 12, sigma=4.0))
+    sides = [
+        place_window(density, 320, 240, 1.0, PolicyConfig(zoom=zoom)).box.width
+        for zoom in (1.0, 0.9, 0.6, 0.3, 0.1)
+    ]
+    assert sides == sorted(sides, reverse=True), sides
+    assert sides[-1] < sides[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 
 import corpus
@@ -143,6 +144,25 @@ def test_an_unwritable_output_folder_stops_the_run_with_its_own_error(cluster, t
     options = JobOptions(TARGETS[:1], OutputSpec(blocker / "out"), batch_size=1, jobs=1)
     with pytest.raises(OutputError, match="cannot write output"):
         list(run_records(discover([str(photo)]), WorkerSettings(options)))
+
+
+def test_a_resumed_run_keeps_earlier_records_and_fails_only_a_blocked_image(cluster, tmp_path):
+    for k, name in enumerate("abc"):
+        write_image(tmp_path / "in" / f"{name}.jpg", 90, 60, seed=k)
+    items, out = discover([str(tmp_path / "in")]), tmp_path / "out"
+    options = JobOptions(TARGETS[:1], OutputSpec(out), batch_size=2, jobs=1)
+    first = list(run_records(items, WorkerSettings(options)))
+    assert all(r.error is None for r in first)
+    (out / "b_1x1.jpg").unlink()
+    (out / "c_1x1.jpg").unlink()
+    (out / "c_1x1.jpg").mkdir()  # a folder where the crop must go: that image fails
+
+    resume = replace(options, output=OutputSpec(out, skip_existing=True))
+    previous = {r.input: [r] for r in first}
+    a, b, c = run_records(items, WorkerSettings(resume), previous=previous)
+    assert a == replace(first[0], skipped=True)  # the earlier record, carried over
+    assert not b.skipped and b.crops == first[1].crops  # redone
+    assert c.error == f"{out / 'c_1x1.jpg'}: cannot write output: Is a directory"
 
 
 def test_paths_dataset_lists_uris_like_local_folders(cluster, mixed):

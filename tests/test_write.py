@@ -11,11 +11,20 @@ import numpy as np
 import pytest
 from helpers import logsumexp, synthetic_image
 
-from cropsal.cli.run import json_sink
-from cropsal.errors import OutputError
+from cropsal.cli.run import json_sink, read_records
+from cropsal.errors import OutputError, OutputPathError
 from cropsal.geometry import Box, parse_aspect, parse_size
 from cropsal.heatmap import write_heatmaps
-from cropsal.write import OutputSpec, atomic_write, crop_path, cut, encode, output_stems
+from cropsal.records import ImageRecord
+from cropsal.write import (
+    OutputSpec,
+    atomic_write,
+    check_folder,
+    crop_path,
+    cut,
+    encode,
+    output_stems,
+)
 
 
 def stems(*rels: str) -> list[str]:
@@ -154,11 +163,33 @@ def test_atomic_write_interrupted_cleans_up_and_reraises(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
-def test_atomic_write_into_unusable_folder_is_an_output_error(tmp_path):
+def test_a_file_where_the_folder_must_go_fails_that_path_only(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_bytes(b"")
-    with pytest.raises(OutputError, match=str(blocker)):
+    with pytest.raises(OutputPathError, match=f"{blocker}: cannot write output: Not a dir"):
         atomic_write(blocker / "c.jpg", b"data")
+    with pytest.raises(OutputPathError, match="Not a directory"):
+        atomic_write(blocker / "deeper" / "c.jpg", b"data")
+    assert os.listdir(tmp_path) == ["file"]
+
+
+def test_a_folder_in_place_of_the_file_fails_that_path_only(tmp_path):
+    (tmp_path / "c.jpg").mkdir()
+    with pytest.raises(OutputPathError, match="c.jpg: cannot write output: Is a directory"):
+        atomic_write(tmp_path / "c.jpg", b"data")
+    assert os.listdir(tmp_path) == ["c.jpg"]
+
+
+def test_check_folder_creates_the_output_folder_and_leaves_nothing_in_it(tmp_path):
+    check_folder(tmp_path / "a" / "out")
+    assert os.listdir(tmp_path / "a" / "out") == []
+
+
+def test_check_folder_refuses_a_folder_that_cannot_be_made(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+    with pytest.raises(OutputError, match=f"{blocker / 'out'}: cannot write output"):
+        check_folder(blocker / "out")
     assert os.listdir(tmp_path) == ["file"]
 
 
@@ -197,6 +228,36 @@ def test_json_sink_keeps_the_lines_of_an_interrupted_run(tmp_path):
     assert os.listdir(tmp_path) == ["records.jsonl"]
 
 
+def test_json_sink_of_an_interrupted_run_keeps_the_earlier_records_it_did_not_reach(tmp_path):
+    target = tmp_path / "records.jsonl"
+    earlier = [ImageRecord(input=name, width=10, height=10) for name in ("a", "b", "c")]
+    target.write_text("".join(r.to_json() + "\n" for r in earlier), "utf-8")
+    with pytest.raises(KeyboardInterrupt), json_sink(str(target)) as sink:
+        sink.write(ImageRecord(input="b", width=20, height=20).to_json() + "\n")
+        raise KeyboardInterrupt
+    records = [ImageRecord.from_json(line) for line in target.read_text().splitlines()]
+    assert [(r.input, r.width) for r in records] == [("b", 20), ("a", 10), ("c", 10)]
+    assert os.listdir(tmp_path) == ["records.jsonl"]
+
+
+def test_json_sink_of_a_finished_run_holds_only_its_own_records(tmp_path):
+    target = tmp_path / "records.jsonl"
+    target.write_text(ImageRecord(input="a").to_json() + "\n", "utf-8")
+    with json_sink(str(target)) as sink:
+        sink.write(ImageRecord(input="b").to_json() + "\n")
+    assert [ImageRecord.from_json(line).input for line in target.read_text().splitlines()] == ["b"]
+
+
+def test_read_records_groups_by_input_and_passes_over_other_lines(tmp_path):
+    target = tmp_path / "records.jsonl"
+    lines = [ImageRecord(input="a", width=1).to_json(), "not json", "[1]", '{"x": 1}']
+    lines += [ImageRecord(input="a", width=2).to_json(), ImageRecord(input="b").to_json()]
+    target.write_text("\n".join(lines) + "\n", "utf-8")
+    records = read_records(str(target))
+    assert {k: [r.width for r in v] for k, v in records.items()} == {"a": [1, 2], "b": [None]}
+    assert read_records(str(tmp_path / "missing.jsonl")) == read_records("-") == {}
+
+
 def test_json_sink_respects_the_umask(tmp_path, umask_022):
     target = tmp_path / "records.jsonl"
     with json_sink(str(target)) as sink:
@@ -224,6 +285,15 @@ def test_write_heatmaps(tmp_path):
     assert saved.dtype == np.float32 and saved.shape == (21, 32)
     assert logsumexp(saved) == pytest.approx(0.0, abs=1e-5)
     assert sorted(os.listdir(over.parent)) == ["cat_saliency.jpg", "cat_saliency.npy"]
+
+
+def test_write_heatmaps_leaves_the_files_to_keep(tmp_path):
+    img, ld = synthetic_image(60, 40), np.zeros((8, 12), np.float32)
+    over, raw = write_heatmaps(tmp_path / "cat", img, ld, [])
+    over.write_bytes(b"kept")
+    raw.unlink()
+    assert write_heatmaps(tmp_path / "cat", img, ld, [], keep=frozenset({over})) == (over, raw)
+    assert over.read_bytes() == b"kept" and np.load(raw).shape == (8, 12)
 
 
 def test_heatmap_overlay_of_a_large_image_is_shrunk(tmp_path):

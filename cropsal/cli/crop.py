@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from cropsal.cli.main import configure_logging
+from cropsal.cli.main import configure_logging, printable
 from cropsal.decode import DEFAULT_MAX_PIXELS
-from cropsal.errors import CropsalError, ExitCode
+from cropsal.errors import CropsalError, ExitCode, SetupError
 from cropsal.geometry import DEFAULT_ASPECTS, parse_aspect, parse_size
 
 log = logging.getLogger("cropsal")
@@ -108,11 +108,12 @@ def _targets(aspects: tuple[str, ...], sizes: tuple[str, ...]):
     is_flag=True,
     help="With '-', paths on stdin are NUL-separated (as from find -print0).",
 )
-@click.option("--overwrite", is_flag=True, help="Replace crops that already exist.")
+@click.option("--overwrite", is_flag=True, help="Replace crops and heatmaps that already exist.")
 @click.option(
     "--skip-existing",
     is_flag=True,
-    help="Skip inputs whose crops all exist already (resume a run).",
+    help="Skip inputs whose crops and heatmaps all exist already, write only the missing "
+    "files of the others (resume a run).",
 )
 @click.option(
     "--max-pixels",
@@ -258,13 +259,18 @@ def crop(
         )
     except KeyboardInterrupt:
         raise
-    except CropsalError as e:
-        if show_traceback:
-            raise
-        click.echo(f"cropsal: error: {e}", err=True)
-        return ExitCode.INPUTS_FAILED
     except Exception as e:
         if show_traceback:
             raise
-        click.echo(f"cropsal: error: {type(e).__name__}: {e} (--traceback shows where)", err=True)
-        return ExitCode.INPUTS_FAILED
+        return report_error(e)
+
+
+def report_error(e: Exception) -> ExitCode:
+    """One line on stderr for an error that stopped the run, and the exit status: 2 when the
+    run could not start as asked (model, optional dependency), else 1."""
+    if isinstance(e, CropsalError):
+        message = str(e)
+    else:
+        message = f"{type(e).__name__}: {e} (--traceback shows where)"
+    click.echo(f"cropsal: error: {printable(message)}", err=True)
+    return ExitCode.USAGE if isinstance(e, SetupError) else ExitCode.INPUTS_FAILED

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import unicodedata
 from typing import ClassVar
 
 import click
@@ -46,6 +47,21 @@ def configure_logging(verbosity: int) -> None:
     """-q → errors only, default → warnings and a summary, -v → info, -vv → debug; on stderr."""
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
     logging.basicConfig(level=level, format="cropsal: %(message)s", stream=sys.stderr, force=True)
+
+
+ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character escaped (``\\n``, ``\\x1b`` …), so that a file
+    name in a message stays on one line and shows as it is named, never as terminal codes."""
+    return "".join(_escape(c) for c in text)
+
+
+def _escape(char: str) -> str:
+    if unicodedata.category(char) != "Cc":
+        return char
+    return ESCAPES.get(char, f"\\x{ord(char):02x}")
 
 
 def main() -> None:

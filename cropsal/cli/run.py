@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -14,6 +15,7 @@ from typing import IO
 
 import click
 
+from cropsal.cli.main import printable
 from cropsal.errors import ExitCode, ModelError, OutputError
 from cropsal.geometry import Target
 from cropsal.records import ImageRecord
@@ -29,12 +31,61 @@ def stdin_paths(nul: bool) -> list[str]:
     return [os.fsdecode(p) for p in parts if p.strip()]
 
 
+def read_records(path: str | None) -> dict[str, list[ImageRecord]]:
+    """The records in an earlier run's JSON Lines file, by input; nothing when ``path`` is not
+    a regular file (``-``, missing, a device). Lines that are not records are passed over."""
+    if path in (None, "-") or not Path(path).is_file():
+        return {}
+    records: dict[str, list[ImageRecord]] = {}
+    try:
+        with open(path, encoding="utf-8", errors="surrogateescape") as f:
+            for line in f:
+                record = _parse(line)
+                if record is not None:
+                    records.setdefault(record.input, []).append(record)
+    except OSError as e:
+        log.warning("%s: cannot read the earlier records: %s", path, e.strerror or e)
+    return records
+
+
+def _parse(line: str) -> ImageRecord | None:
+    try:
+        return ImageRecord.from_json(line)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def _input_of(line: str) -> str | None:
+    try:
+        return json.loads(line).get("input")
+    except (ValueError, AttributeError):
+        return None
+
+
+def keep_unreached(tmp: Path, target: Path) -> None:
+    """Append to the JSON Lines in ``tmp`` (a run that stopped early) the lines of ``target``
+    (the earlier run's file) for inputs the run did not reach, so no record is lost."""
+    if not target.is_file():
+        return
+    with open(tmp, encoding="utf-8", errors="surrogateescape") as f:
+        reached = {_input_of(line) for line in f}
+    with (
+        open(target, encoding="utf-8", errors="surrogateescape") as old,
+        open(tmp, "a", encoding="utf-8", errors="surrogateescape") as new,
+    ):
+        for line in old:
+            name = _input_of(line)
+            if name is not None and name not in reached:
+                new.write(line if line.endswith("\n") else line + "\n")
+
+
 @contextmanager
 def json_sink(path: str | None) -> Iterator[IO[str] | None]:
     """A text stream for JSON Lines: stdout for ``-``; for a regular file (new or existing,
-    symlinks followed), a temporary file beside it, renamed into place when the run ends (even an
-    interrupted one), so no line is cut short; anything else (a device, a named pipe) is opened
-    and written directly."""
+    symlinks followed), a temporary file beside it, renamed into place when the run ends, so no
+    line is cut short. A run that stops early (interrupted, or its output location unusable)
+    still renames its lines into place, followed by the earlier file's lines for the inputs it
+    did not reach. Anything else (a device, a named pipe) is opened and written directly."""
     if path is None:
         yield None
         return
@@ -57,11 +108,15 @@ def json_sink(path: str | None) -> Iterator[IO[str] | None]:
         raise OutputError(f"{path}: cannot write JSON: {e.strerror or e}") from e
     os.fchmod(fd, FILE_MODE)
     stream = os.fdopen(fd, "w", encoding="utf-8")
+    finished = False
     try:
         yield stream
+        finished = True
     finally:
         stream.close()
         try:
+            if not finished:
+                keep_unreached(Path(tmp), target)
             os.replace(tmp, target)
         except OSError as e:
             os.unlink(tmp)
@@ -121,6 +176,10 @@ def run_crop(
     from cropsal.policy import PolicyConfig
     from cropsal.write import OutputSpec
 
+    if engine == "ray":
+        from cropsal.ray_engine import require_ray
+
+        require_ray()
     started = time.monotonic()
     expanded: list[str] = []
     for raw in inputs:
@@ -135,7 +194,10 @@ def run_crop(
         log.warning("no images found in %s%s", ", ".join(inputs), filters)
 
     spec = OutputSpec(outdir, fmt, quality, overwrite, skip_existing) if outdir else None
-    options = JobOptions(targets, spec, heatmaps, max_pixels, batch_size, jobs)
+    maps = OutputSpec(heatmaps, "jpg", 90, overwrite, skip_existing) if heatmaps else None
+    options = JobOptions(targets, spec, maps, max_pixels, batch_size, jobs)
+    # --skip-existing: a skipped image keeps the record the JSON file holds from an earlier run
+    previous = read_records(json_path) if skip_existing else {}
     if engine == "ray":
         from cropsal.model import resolve_model
         from cropsal.ray_engine import WorkerSettings, run_records
@@ -147,13 +209,13 @@ def run_crop(
         settings = WorkerSettings(options, model, device, zoom, jobs, cwd=os.getcwd())
         job = None
         ray_quiet = not log.isEnabledFor(logging.INFO)  # Ray's own messages only with -v
-        records = run_records(items, settings, address, workers, quiet=ray_quiet)
+        records = run_records(items, settings, address, workers, ray_quiet, previous)
     else:
         cropper = Cropper(
             model_path, device=device, threads=jobs, policy=PolicyConfig(zoom=zoom), spin=False
         )
         log.info("batch size %d, %d worker threads", batch_size, jobs)
-        job = CropJob(cropper, options)
+        job = CropJob(cropper, options, previous)
         records = job.run(items)
 
     counts = {"cropped": 0, "failed": 0, "skipped": 0}
@@ -189,9 +251,8 @@ def run_crop(
 def report(record: ImageRecord, counts: dict[str, int]) -> None:
     if record.error:
         counts["failed"] += 1
-        # one line per failure, even for a file name with a line break in it
-        name = record.input.replace("\n", "\\n").replace("\r", "\\r")
-        click.echo(f"cropsal: error: {name}: {record.error}", err=True)
+        # one line per failure, shown as named, whatever control characters the name holds
+        click.echo(f"cropsal: error: {printable(f'{record.input}: {record.error}')}", err=True)
     elif record.skipped:
         counts["skipped"] += 1
     else:
