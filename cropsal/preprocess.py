@@ -31,6 +31,13 @@ def network_input_size(
     return snap(w), snap(h)
 
 
+# How resize_for_network shrinks, as written into exported models' metadata (cropsal.resize)
+RESIZE_DESCRIPTION = (
+    "while at least twice the input size per side: 2x2 means (odd last row/column dropped); "
+    "then cv2.INTER_AREA when shrinking, cv2.INTER_LINEAR when enlarging"
+)
+
+
 def halve(bgr: np.ndarray) -> np.ndarray:
     """``HxWx3`` → ``⌊H/2⌋×⌊W/2⌋×3``, each pixel the mean of a 2×2 block (an odd last row or
     column is dropped, which keeps OpenCV on its fast path for exact halving)."""

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cropsal.preprocess import RESIZE_DESCRIPTION
 from cropsal.training.cost import conv_macs
 from cropsal.training.nets import NetConfig, SaliencyNet
 
@@ -47,7 +48,7 @@ def preprocessing_metadata(long_side: int, name: str) -> dict[str, str]:
         "cropsal.min_short": "32",
         "cropsal.max_long": "1024",
         "cropsal.stride": str(SaliencyNet.stride),
-        "cropsal.resize": "cv2.INTER_AREA when shrinking, cv2.INTER_LINEAR otherwise",
+        "cropsal.resize": RESIZE_DESCRIPTION,
     }
 
 
