@@ -103,7 +103,8 @@ class Cropper:
     ``"cuda"``; ``threads`` caps ONNX Runtime's intra-op threads; ``policy`` holds the crop
     policy's thresholds (``PolicyConfig(zoom=0.6)`` lets windows shrink to 60 %);
     ``spin=False`` keeps ONNX Runtime's idle threads from busy-waiting (for pipelines that
-    keep other threads busy).
+    keep other threads busy); ``background=True`` loads the ONNX Runtime session in a thread
+    while the caller goes on (see :class:`cropsal.model.SaliencyModel`).
     """
 
     def __init__(
@@ -113,8 +114,9 @@ class Cropper:
         threads: int | None = None,
         policy: PolicyConfig | None = None,
         spin: bool = True,
+        background: bool = False,
     ) -> None:
-        self.model = SaliencyModel(model, device=device, threads=threads, spin=spin)
+        self.model = SaliencyModel(model, device, threads, spin, background)
         self.policy = policy or PolicyConfig()
 
     @property

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cropsal.errors import CropsalError, ModelError
+from cropsal.onnx_metadata import read_metadata
 from cropsal.preprocess import network_input_size, resize_for_network
 
 log = logging.getLogger(__name__)
@@ -90,36 +92,79 @@ class SaliencyModel:
         device: str = "auto",
         threads: int | None = None,
         spin: bool = True,
+        background: bool = False,
     ) -> None:
         """``spin=False`` stops ONNX Runtime's idle threads from busy-waiting for the next run,
-        which leaves the cores to decoding and encoding threads in a pipeline."""
-        import onnxruntime as ort
+        which leaves the cores to decoding and encoding threads in a pipeline.
 
+        The name and pre-processing come from the file's metadata at once. ``background=True``
+        loads the ONNX Runtime session (importing ONNX Runtime, optimising the graph: about a
+        tenth of a second) in a thread, so that decoding can start meanwhile; the first use of
+        :attr:`session` waits for it and raises its error, if loading failed."""
+        if device not in DEVICES:
+            raise CropsalError(f"invalid device {device!r}; expected one of {', '.join(DEVICES)}")
         self.path = resolve_model(path)
         if not self.path.is_file():
             raise ModelError(f"{self.path}: model file not found")
+        try:
+            meta = read_metadata(self.path)
+        except (OSError, ValueError) as e:
+            raise ModelError(f"{self.path}: cannot load ONNX model ({e})") from e
+        self.name = meta.get("cropsal.name", self.path.stem)
+        self.preprocessing = Preprocessing.from_metadata(meta, self.path)
+        self.threads = threads or os.cpu_count() or 1
+
+        self._session = None
+        self._loading: Future | None = None
+        if background:
+            loader = ThreadPoolExecutor(1, thread_name_prefix="cropsal-model")
+            self._loading = loader.submit(self._load, device, spin)
+            loader.shutdown(wait=False)  # the thread ends once the session is made
+        else:
+            self._session = self._load(device, spin)
+
+    def _load(self, device: str, spin: bool):
+        """The ONNX Runtime session for ``device``; :class:`ModelError` when it cannot be made."""
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.intra_op_num_threads = self.threads
         options.log_severity_level = 3
         if not spin:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         providers = select_providers(device)
         try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=providers)
+            session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as e:  # noqa: BLE001 (onnxruntime raises untyped errors for bad files)
             raise ModelError(f"{self.path}: cannot load ONNX model ({str(e).splitlines()[0]})")
-        meta = self.session.get_modelmeta().custom_metadata_map
-        self.name = meta.get("cropsal.name", self.path.stem)
-        self.preprocessing = Preprocessing.from_metadata(meta, self.path)
-        self.input_name = self.session.get_inputs()[0].name
-        self.provider = self.session.get_providers()[0]
         log.info(
             "model %s on %s (%d ONNX Runtime thread%s)",
             self.name,
-            self.provider,
-            options.intra_op_num_threads,
-            "" if options.intra_op_num_threads == 1 else "s",
+            session.get_providers()[0],
+            self.threads,
+            "" if self.threads == 1 else "s",
         )
+        return session
+
+    def ready(self) -> None:
+        """Wait until the session is loaded; raises :class:`ModelError` if loading failed."""
+        if self._session is None and self._loading is not None:
+            self._session = self._loading.result()
+
+    @property
+    def session(self):
+        """The ONNX Runtime ``InferenceSession`` (waits for a background load to finish)."""
+        self.ready()
+        return self._session
+
+    @property
+    def provider(self) -> str:
+        """The execution provider that runs the network (``CPUExecutionProvider`` …)."""
+        return self.session.get_providers()[0]
+
+    @property
+    def input_name(self) -> str:
+        return self.session.get_inputs()[0].name
 
     def resize(self, bgr: np.ndarray) -> np.ndarray:
         """``HxWx3 uint8 BGR`` → ``h×w×3 uint8 BGR`` at the network's input size."""

@@ -135,13 +135,16 @@ class CropJob:
                 for i in part
             ]
 
-        if any(i.error is None for i in items):
-            self.check_locations()
         pool = ThreadPoolExecutor(max(1, self.options.jobs), thread_name_prefix="cropsal")
         self.finishing = deque()
         try:
             current = batch(0) if count else []
-            decoding = [pool.submit(self.decode, w) for w in current]
+            decoding = [pool.submit(self.decode, w) for w in current]  # reads, writes nothing
+            # the model (perhaps loading in the background) and the output folders must be
+            # usable before anything is written
+            self.cropper.model.ready()
+            if any(i.error is None for i in items):
+                self.check_locations()
             for k in range(count):
                 for f in decoding:
                     f.result()

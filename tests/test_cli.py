@@ -323,6 +323,25 @@ def test_missing_model_is_one_line_exit_2(tmp_path, image_dir, model):
     assert result.stdout == ""
 
 
+@pytest.mark.skipif(
+    "CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers(),
+    reason="a CUDA build of ONNX Runtime is installed",
+)
+def test_a_model_that_cannot_load_leaves_nothing_behind(tmp_path, image_dir):
+    # the session loads in the background while images decode: its error still comes before
+    # any output folder or JSON file is made
+    out, records = tmp_path / "out", tmp_path / "records.jsonl"
+    result = run_cropsal(
+        "crop", image_dir, "-o", out, "--json", records, "--device", "cuda", defaults=False
+    )
+    assert result.rc == 2
+    assert_clean_stderr(result.stderr)
+    (line,) = result.error_lines()
+    assert "cuda" in line
+    assert not out.exists() and not records.exists()
+    assert list(tmp_path.iterdir()) == [image_dir]
+
+
 def test_engine_ray_without_ray_says_how_to_install_it(tmp_path, image_dir):
     shim = tmp_path / "no-ray" / "ray"  # an importable 'ray' that fails as a missing one does
     shim.mkdir(parents=True)

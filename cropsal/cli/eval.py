@@ -202,7 +202,7 @@ def print_tables(results: dict, aspects: list[str]) -> None:
 
     from cropsal.evaluate import GAP_INTERVAL
 
-    console = Console(stderr=True, width=max(110, Console(stderr=True).width))
+    console = Console(stderr=True, width=max(132, Console(stderr=True).width))
     sal = Table(title=f"saliency ({results['split']} split)")
     sal.add_column("data set")
     sal.add_column("model", no_wrap=True)

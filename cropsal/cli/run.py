@@ -108,16 +108,20 @@ def json_sink(path: str | None) -> Iterator[IO[str] | None]:
         raise OutputError(f"{path}: cannot write JSON: {e.strerror or e}") from e
     os.fchmod(fd, FILE_MODE)
     stream = os.fdopen(fd, "w", encoding="utf-8")
-    finished = False
+    finished, existed = False, target.exists()
     try:
         yield stream
         finished = True
     finally:
+        written = stream.tell() > 0
         stream.close()
         try:
-            if not finished:
-                keep_unreached(Path(tmp), target)
-            os.replace(tmp, target)
+            if not finished and not written and not existed:  # stopped before any record
+                os.unlink(tmp)
+            else:
+                if not finished:
+                    keep_unreached(Path(tmp), target)
+                os.replace(tmp, target)
         except OSError as e:
             os.unlink(tmp)
             raise OutputError(f"{path}: cannot write JSON: {e.strerror or e}") from e
@@ -176,11 +180,20 @@ def run_crop(
     from cropsal.policy import PolicyConfig
     from cropsal.write import OutputSpec
 
+    started = time.monotonic()
     if engine == "ray":
         from cropsal.ray_engine import require_ray
 
         require_ray()
-    started = time.monotonic()
+    else:  # loads in the background while the inputs are listed and the first images decode
+        cropper = Cropper(
+            model_path,
+            device=device,
+            threads=jobs,
+            policy=PolicyConfig(zoom=zoom),
+            spin=False,
+            background=True,
+        )
     expanded: list[str] = []
     for raw in inputs:
         expanded.extend(stdin_paths(nul) if raw == "-" else [raw])
@@ -211,9 +224,6 @@ def run_crop(
         ray_quiet = not log.isEnabledFor(logging.INFO)  # Ray's own messages only with -v
         records = run_records(items, settings, address, workers, ray_quiet, previous)
     else:
-        cropper = Cropper(
-            model_path, device=device, threads=jobs, policy=PolicyConfig(zoom=zoom), spin=False
-        )
         log.info("batch size %d, %d worker threads", batch_size, jobs)
         job = CropJob(cropper, options, previous)
         records = job.run(items)
