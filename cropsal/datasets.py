@@ -116,6 +116,12 @@ def check_arrays(npz: Path, arrays: dict[str, np.ndarray]) -> None:
             raise ValueError(
                 f"{npz}: '{key}' has {arrays[key].size} entries but '{per}' has {expected}"
             )
+    for key in ("x", "y"):
+        bad = np.flatnonzero(~np.isfinite(arrays[key].astype(np.float64)))
+        if bad.size:
+            raise ValueError(
+                f"{npz}: '{key}' of fixation {bad[0]} is {arrays[key][bad[0]]}; expected a number"
+            )
     for key in ("width", "height"):
         bad = np.flatnonzero(arrays[key] <= 0)
         if bad.size:

@@ -3,6 +3,7 @@ metadata prescribes. Images in, small log-density maps out, in batches of equal 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -52,10 +53,19 @@ class Preprocessing:
 
     @classmethod
     def from_metadata(cls, meta: dict[str, str], path: Path) -> Preprocessing:
+        """The ``cropsal.*`` entries of a model's metadata; :class:`ModelError` naming ``path``
+        when one is missing, not an integer, or not a usable size (all positive, the long side
+        within ``max_long``)."""
         try:
-            return cls(**{f: int(meta[f"cropsal.{f}"]) for f in cls.__dataclass_fields__})
+            found = cls(**{f: int(meta[f"cropsal.{f}"]) for f in cls.__dataclass_fields__})
         except (KeyError, ValueError) as e:
             raise ModelError(f"{path}: not a cropsal model (metadata {e} missing or invalid)")
+        bad = [f"{f}={v}" for f, v in dataclasses.asdict(found).items() if v <= 0]
+        if found.long_side > found.max_long:
+            bad.append(f"long_side={found.long_side} > max_long={found.max_long}")
+        if bad:
+            raise ModelError(f"{path}: unusable pre-processing metadata ({', '.join(bad)})")
+        return found
 
     def input_size(self, width: int, height: int) -> tuple[int, int]:
         """``(w, h)`` of the network input for a ``width × height`` image."""

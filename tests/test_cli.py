@@ -875,3 +875,24 @@ def test_grey_alpha_16bit_and_tiny_images_are_cropped(tmp_path):
         for crop in rec["crops"]:
             assert read_image(Path(crop["output"])).shape[:2] == (crop["height"], crop["width"])
     assert temp_files(out) == []
+
+
+def test_a_reader_that_stops_early_ends_the_run_quietly(tmp_path):
+    # `cropsal crop … --json - | head -1`: the closed pipe is not reported as an error
+    import subprocess
+    import sys
+
+    src = tmp_path / "in"
+    for i in range(12):
+        write_image(src / f"{i:02d}.jpg", 160, 120, seed=i)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cropsal", "crop", src, "--json", "-", "--batch-size", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    first = proc.stdout.readline()
+    proc.stdout.close()  # as `head -1` does
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1
+    assert json.loads(first)["input"].endswith("00.jpg")
+    assert "error" not in stderr and "Traceback" not in stderr, stderr

@@ -221,6 +221,10 @@ INCONSISTENT = {
     "image short": (lambda r: {"image": stored(r, "image")[:9]}, "'width' has 10 entries"),
     "y short": (lambda r: {"y": stored(r, "y")[:-1]}, "'y' has 239 entries"),
     "size zero": (lambda r: {"height": np.r_[np.full(9, H), 0]}, "'height' of image 9 is 0"),
+    "y not a number": (
+        lambda r: {"y": np.r_[stored(r, "y")[:7], np.nan, stored(r, "y")[8:]]},
+        "'y' of fixation 7 is nan",
+    ),
 }
 
 
@@ -343,3 +347,22 @@ def test_eval_help_describes_a_data_set_folder():
     assert result.exit_code == 0
     for part in ("images/<name>.jpg", "fixations.npz", "width", "height", "offsets", "subject"):
         assert part in result.output, part
+
+
+def test_an_unwritable_json_path_stops_before_scoring(fixation_set: Path, tmp_path: Path):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where a folder should be\n")
+    result = run_cropsal(
+        "eval", fixation_set, "--fastgaze", "absent.vxm", "--json", blocker / "r.json", "-q"
+    )
+    assert result.rc == 2
+    assert one_error_line(result.stderr, f"{blocker}: cannot write output"), result.stderr
+
+
+def test_json_into_a_new_folder_is_written(fixation_set: Path, tmp_path: Path):
+    target = tmp_path / "new" / "folder" / "results.json"
+    result = run_cropsal(
+        "eval", fixation_set, "--split", "all", "--fastgaze", "absent.vxm", "--json", target, "-q"
+    )
+    assert result.rc == 0, result.stderr
+    assert strict_json(target.read_text())["results"]["toy"]["oracle"]["images"] == 10

@@ -52,3 +52,19 @@ def test_a_background_load_error_is_raised_on_first_use():
     model = SaliencyModel(device="cuda", background=True)  # returns before the failure
     with pytest.raises(ModelError, match="cuda"):
         model.predict([synthetic_image(64, 48, seed=1)])
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("cropsal.multiple", "0"), ("cropsal.long_side", "-256")]
+)
+def test_unusable_preprocessing_metadata_is_a_model_error(tmp_path, key, value):
+    import onnx
+
+    model = onnx.load(str(resolve_model("cropsal-v3")))
+    for prop in model.metadata_props:
+        if prop.key == key:
+            prop.value = value
+    path = tmp_path / "odd.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ModelError, match=f"odd.onnx: unusable pre-processing metadata.*{value}"):
+        SaliencyModel(path)

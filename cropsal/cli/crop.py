@@ -257,7 +257,7 @@ def crop(
             workers=workers,
             quiet=quiet,
         )
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, BrokenPipeError):  # the entry point stops quietly for these
         raise
     except Exception as e:
         if show_traceback:

@@ -94,7 +94,11 @@ def eval_command(
                          entries, from 0): image i's fixations are offsets[i]:offsets[i+1]
     """
     configure_logging(-1 if quiet else verbose)
+    from cropsal.write import atomic_write, check_folder
+
     try:  # a data set, model or image that cannot be used stops the run: partial scores mislead
+        if json_path not in (None, "-"):  # found unwritable now, not after the whole run
+            check_folder(Path(json_path).parent)
         sets, baseline, predictors = load_inputs(datasets, models, fastgaze_path, threads)
         show_progress = not quiet and sys.stderr.isatty()
         results = score(predictors, sets, baseline, split, aspects, limit, zoom, show_progress)
@@ -103,13 +107,18 @@ def eval_command(
         return ExitCode.USAGE
     results = {"split": split, "aspects": list(aspects), "results": results}
 
+    status = ExitCode.OK
     if json_path == "-":
         click.echo(json_text(results))
     elif json_path:
-        Path(json_path).write_text(json_text(results) + "\n")
+        try:
+            atomic_write(Path(json_path), (json_text(results) + "\n").encode())
+        except CropsalError as e:  # the tables below still show the results
+            click.echo(f"cropsal: error: {e}", err=True)
+            status = ExitCode.INPUTS_FAILED
     if not quiet:
         print_tables(results, list(aspects))
-    return ExitCode.OK
+    return status
 
 
 def load_inputs(
