@@ -161,7 +161,22 @@ def discover(
                 items.append(InputItem(path, rel))
         else:
             items.append(InputItem(path, PurePosixPath(path.name), "no such file or folder"))
-    return items
+    return first_of_each(items)
+
+
+def first_of_each(items: list[InputItem]) -> list[InputItem]:
+    """``items`` without repeats of the same path (a file given twice, or given and also found
+    in a folder given), keeping the first; different names for one file (links) all stay."""
+    seen: set[str] = set()
+    unique = []
+    for item in items:
+        key = item.path if is_uri(item.path) else os.path.abspath(item.path)
+        if key not in seen:
+            seen.add(key)
+            unique.append(item)
+    if len(unique) < len(items):
+        log.info("%d inputs given more than once are cropped once", len(items) - len(unique))
+    return unique
 
 
 def uri_name(uri: str) -> PurePosixPath:

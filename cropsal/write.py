@@ -120,7 +120,7 @@ def check_folder(root: Path) -> None:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        raise OutputError(f"{root}: cannot write output: {_reason(e)}") from e
+        raise OutputError(f"{root}: cannot write output: {write_reason(e)}") from e
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -154,11 +154,12 @@ def atomic_write(path: Path, data: bytes) -> None:
 def write_error(where: Path, e: OSError) -> OutputError | OutputPathError:
     """The error for a failed write at ``where``: :class:`OutputError` when the whole file
     system refuses (:data:`LOCATION_ERRNOS`), else :class:`OutputPathError`."""
-    message = f"{where}: cannot write output: {_reason(e)}"
+    message = f"{where}: cannot write output: {write_reason(e)}"
     return OutputError(message) if e.errno in LOCATION_ERRNOS else OutputPathError(message)
 
 
-def _reason(e: OSError) -> str:
+def write_reason(e: OSError) -> str:
+    """Why a write failed, in words; a file found where a folder must go reads as such."""
     if e.errno == errno.EEXIST:  # mkdir found a file where a folder must go
         return os.strerror(errno.ENOTDIR)
     return e.strerror or str(e)

@@ -896,3 +896,12 @@ def test_a_reader_that_stops_early_ends_the_run_quietly(tmp_path):
     assert proc.wait(timeout=120) == 1
     assert json.loads(first)["input"].endswith("00.jpg")
     assert "error" not in stderr and "Traceback" not in stderr, stderr
+
+
+def test_json_under_a_regular_file_says_not_a_directory(tmp_path, image_dir):
+    blocker = tmp_path / "plain"
+    blocker.write_text("a file\n")
+    result = run_cropsal("crop", image_dir, "--json", blocker / "r.jsonl")
+    assert result.rc == 1
+    (line,) = result.error_lines()
+    assert "cannot write JSON: Not a directory" in line

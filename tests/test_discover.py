@@ -109,6 +109,14 @@ def test_discover_keeps_argument_order_and_reports_missing(tmp_path):
     assert items[3].path == tmp_path / "missing.jpg"
 
 
+def test_discover_takes_each_path_once_but_every_name_of_a_file(tmp_path):
+    touch(tmp_path, "dir/a.jpg", "dir/b.jpg")
+    os.symlink(tmp_path / "dir" / "a.jpg", tmp_path / "dir" / "link.jpg")
+    a = str(tmp_path / "dir" / "a.jpg")
+    items = discover([a, str(tmp_path / "dir"), a, str(tmp_path / "dir" / "." / "b.jpg")])
+    assert rels(items) == ["a.jpg", "b.jpg", "link.jpg"]  # a link is another name: kept
+
+
 def test_discover_takes_a_file_given_directly_whatever_its_name(tmp_path):
     touch(tmp_path, ".hidden.jpg", "notes.txt")
     items = discover([str(tmp_path / ".hidden.jpg"), str(tmp_path / "notes.txt")])

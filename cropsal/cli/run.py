@@ -19,7 +19,7 @@ from cropsal.cli.main import printable
 from cropsal.errors import ExitCode, ModelError, OutputError
 from cropsal.geometry import Target
 from cropsal.records import ImageRecord
-from cropsal.write import FILE_MODE
+from cropsal.write import FILE_MODE, write_reason
 
 log = logging.getLogger("cropsal")
 
@@ -99,13 +99,13 @@ def json_sink(path: str | None) -> Iterator[IO[str] | None]:
             with open(target, "w", encoding="utf-8") as stream:
                 yield stream
         except OSError as e:
-            raise OutputError(f"{path}: cannot write JSON: {e.strerror or e}") from e
+            raise OutputError(f"{path}: cannot write JSON: {write_reason(e)}") from e
         return
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     except OSError as e:
-        raise OutputError(f"{path}: cannot write JSON: {e.strerror or e}") from e
+        raise OutputError(f"{path}: cannot write JSON: {write_reason(e)}") from e
     os.fchmod(fd, FILE_MODE)
     stream = os.fdopen(fd, "w", encoding="utf-8")
     finished, existed = False, target.exists()
@@ -124,7 +124,7 @@ def json_sink(path: str | None) -> Iterator[IO[str] | None]:
                 os.replace(tmp, target)
         except OSError as e:
             os.unlink(tmp)
-            raise OutputError(f"{path}: cannot write JSON: {e.strerror or e}") from e
+            raise OutputError(f"{path}: cannot write JSON: {write_reason(e)}") from e
 
 
 @contextmanager
